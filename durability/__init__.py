@@ -1,0 +1,93 @@
+"""durability: make agreement protocols crash-safe.
+
+Typed, versioned CBOR artifacts (the agreement WAL, the evidence outcome
+cache, recovery metadata) compatible with the Rust original; memory and
+append-only file backends; effect-handler decorators; a sound recovery
+planner; and the ``durability`` command line. This module only re-exports.
+"""
+
+from .artifact import (
+    AgreementWalArtifact,
+    DurableRecoveryMetadata,
+    Escalation,
+    EvidenceOutcomeCacheArtifact,
+    EvidenceOutcomeCacheEntry,
+    EvidenceProduced,
+    Finalization,
+    VisibilityGateCrossing,
+    WalEntry,
+    WalSyncRequest,
+)
+from .backends.memory import InMemoryAgreementWal, InMemoryEvidenceOutcomeCache
+from .backends.protocols import AgreementWal, EvidenceOutcomeCache
+from .effects import EffectFailure, EffectFailureKind, EffectOutcome, EffectRequest, EffectStatus
+from .errors import (
+    ArtifactTooLargeError,
+    DecodeError,
+    DurabilityError,
+    EncodeError,
+    EscalationOrderError,
+    InconsistentWalError,
+    LogPoisonedError,
+    PayloadKindError,
+    SchemaVersionError,
+    StorageError,
+)
+from .index import OperationSummary
+from .model import (
+    AgreementEvidence,
+    AgreementEvidenceKind,
+    AgreementLevel,
+    AgreementState,
+    FinalizationOutcome,
+)
+from .persisted import (
+    MAX_ARTIFACT_BYTES,
+    SCHEMA_VERSION,
+    PersistedDurabilityArtifact,
+    register_schema_version,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAX_ARTIFACT_BYTES",
+    "SCHEMA_VERSION",
+    "AgreementEvidence",
+    "AgreementEvidenceKind",
+    "AgreementLevel",
+    "AgreementState",
+    "AgreementWal",
+    "AgreementWalArtifact",
+    "ArtifactTooLargeError",
+    "DecodeError",
+    "DurabilityError",
+    "DurableRecoveryMetadata",
+    "EffectFailure",
+    "EffectFailureKind",
+    "EffectOutcome",
+    "EffectRequest",
+    "EffectStatus",
+    "EncodeError",
+    "Escalation",
+    "EscalationOrderError",
+    "EvidenceOutcomeCache",
+    "EvidenceOutcomeCacheArtifact",
+    "EvidenceOutcomeCacheEntry",
+    "EvidenceProduced",
+    "Finalization",
+    "FinalizationOutcome",
+    "InMemoryAgreementWal",
+    "InMemoryEvidenceOutcomeCache",
+    "InconsistentWalError",
+    "LogPoisonedError",
+    "OperationSummary",
+    "PayloadKindError",
+    "PersistedDurabilityArtifact",
+    "SchemaVersionError",
+    "StorageError",
+    "VisibilityGateCrossing",
+    "WalEntry",
+    "WalSyncRequest",
+    "register_schema_version",
+]

@@ -1,0 +1,265 @@
+"""The typed artifacts: WAL entries, the WAL, the evidence outcome cache, and
+recovery metadata. Pure values and pure checks; encoding lives in `codec`.
+
+Rules:
+
+* WAL entries are facts about one operation at one tick; `stable_identity()`
+  names a fact exactly (two entries with the same identity are the same fact);
+* escalations for one operation never go down: an escalation whose
+  `new_level` is below its `previous_level` is a *regression*, and one whose
+  levels are below the operation's last accepted `new_level` is *reordered*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from .effects import EffectOutcome
+from .errors import EscalationOrderError
+from .model import (
+    AgreementEvidence,
+    AgreementLevel,
+    AgreementState,
+    FinalizationOutcome,
+    _opt_str,
+    _str,
+    _tick,
+    _to_tuple,
+)
+
+__all__ = [
+    "AgreementWalArtifact",
+    "DurableRecoveryMetadata",
+    "Escalation",
+    "EvidenceOutcomeCacheArtifact",
+    "EvidenceOutcomeCacheEntry",
+    "EvidenceProduced",
+    "Finalization",
+    "VisibilityGateCrossing",
+    "WalEntry",
+    "WalSyncRequest",
+]
+
+_level = attrs.validators.instance_of(AgreementLevel)
+
+
+@attrs.frozen(kw_only=True)
+class Escalation:
+    """Operation `operation_id` moved from `previous_level` to `new_level`."""
+
+    operation_id: str = attrs.field(validator=_str)
+    previous_level: AgreementLevel = attrs.field(validator=_level)
+    new_level: AgreementLevel = attrs.field(validator=_level)
+    evidence_id: str | None = attrs.field(default=None, validator=_opt_str)
+    tick: int = attrs.field(validator=_tick)
+
+    def stable_identity(self) -> str:
+        """``escalation:{op}:{Prev}:{New}:{evidence_id or -}:{tick}``."""
+        return (
+            f"escalation:{self.operation_id}:{self.previous_level.rust_name}:"
+            f"{self.new_level.rust_name}:{self.evidence_id or '-'}:{self.tick}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class EvidenceProduced:
+    """`evidence` became durable at `tick`."""
+
+    evidence: AgreementEvidence = attrs.field(
+        validator=attrs.validators.instance_of(AgreementEvidence)
+    )
+    tick: int = attrs.field(validator=_tick)
+
+    @property
+    def operation_id(self) -> str:
+        """The evidence's operation."""
+        return self.evidence.operation_id
+
+    def stable_identity(self) -> str:
+        """``evidence:{op}:{evidence_id}:{Level}:{tick}``."""
+        ev = self.evidence
+        return f"evidence:{ev.operation_id}:{ev.evidence_id}:{ev.level.rust_name}:{self.tick}"
+
+
+@attrs.frozen(kw_only=True)
+class Finalization:
+    """Operation `operation_id` reached terminal `outcome`."""
+
+    operation_id: str = attrs.field(validator=_str)
+    outcome: FinalizationOutcome = attrs.field(
+        validator=attrs.validators.instance_of(FinalizationOutcome)
+    )
+    materialization_proof_id: str | None = attrs.field(default=None, validator=_opt_str)
+    canonical_handle_id: str | None = attrs.field(default=None, validator=_opt_str)
+    tick: int = attrs.field(validator=_tick)
+
+    def stable_identity(self) -> str:
+        """``finalization:{op}:{Outcome}:{proof_id or -}:{handle_id or -}:{tick}``."""
+        return (
+            f"finalization:{self.operation_id}:{self.outcome.rust_name}:"
+            f"{self.materialization_proof_id or '-'}:{self.canonical_handle_id or '-'}:{self.tick}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class VisibilityGateCrossing:
+    """Output of `operation_id` was released to `downstream_coroutine_id`
+    once the operation was durable at `gate_level`."""
+
+    operation_id: str = attrs.field(validator=_str)
+    downstream_coroutine_id: str = attrs.field(validator=_str)
+    gate_level: AgreementLevel = attrs.field(validator=_level)
+    tick: int = attrs.field(validator=_tick)
+
+    def stable_identity(self) -> str:
+        """``gate:{op}:{coroutine}:{GateLevel}:{tick}``."""
+        return (
+            f"gate:{self.operation_id}:{self.downstream_coroutine_id}:"
+            f"{self.gate_level.rust_name}:{self.tick}"
+        )
+
+
+WalEntry = Escalation | EvidenceProduced | Finalization | VisibilityGateCrossing
+"""One agreement WAL entry (the union of the four entry classes)."""
+
+WAL_ENTRY_TYPES: tuple[type, ...] = (
+    Escalation,
+    EvidenceProduced,
+    Finalization,
+    VisibilityGateCrossing,
+)
+
+
+def proven_level(entry: WalEntry) -> AgreementLevel:
+    """The level an entry proves: an escalation its `new_level`, an evidence
+    its `level`, a `FINALIZED` finalization `FINALIZED`; otherwise `NONE`."""
+    if isinstance(entry, Escalation):
+        return entry.new_level
+    if isinstance(entry, EvidenceProduced):
+        return entry.evidence.level
+    if isinstance(entry, Finalization) and entry.outcome is FinalizationOutcome.FINALIZED:
+        return AgreementLevel.FINALIZED
+    return AgreementLevel.NONE
+
+
+def escalation_error(entry: Escalation, last: AgreementLevel | None) -> str | None:
+    """Why `entry` may not follow an operation whose last accepted escalation
+    reached `last` (``None``: no escalation yet), or ``None`` when it may."""
+    if entry.new_level < entry.previous_level:
+        return (
+            f"agreement WAL regression for `{entry.operation_id}`: "
+            f"{entry.previous_level.rust_name} -> {entry.new_level.rust_name}"
+        )
+    if last is not None and (entry.previous_level < last or entry.new_level < last):
+        return (
+            f"agreement WAL reordered or regressed for `{entry.operation_id}`: "
+            f"last={last.rust_name}, entry={entry.previous_level.rust_name}"
+            f"->{entry.new_level.rust_name}"
+        )
+    return None
+
+
+def check_escalations(
+    entries: Iterable[WalEntry], last_levels: dict[str, AgreementLevel]
+) -> dict[str, AgreementLevel]:
+    """Check `entries` in order against `last_levels` (not modified) and return
+    the new last level of every operation they escalate.
+
+    Raises `EscalationOrderError` at the first escalation out of order.
+    """
+    updates: dict[str, AgreementLevel] = {}
+    for entry in entries:
+        if not isinstance(entry, Escalation):
+            continue
+        op = entry.operation_id
+        last = updates.get(op, last_levels.get(op))
+        problem = escalation_error(entry, last)
+        if problem is not None:
+            raise EscalationOrderError(problem)
+        updates[op] = entry.new_level
+    return updates
+
+
+@attrs.frozen(kw_only=True)
+class AgreementWalArtifact:
+    """A whole agreement WAL: its entries in append order."""
+
+    entries: tuple[WalEntry, ...] = attrs.field(default=(), converter=_to_tuple)
+
+    def read_since(self, tick: int) -> list[WalEntry]:
+        """Entries with ``entry.tick > tick``, in WAL order."""
+        return [entry for entry in self.entries if entry.tick > tick]
+
+    def validate_monotonic_escalations(self) -> None:
+        """Raise `EscalationOrderError` if any operation's escalations regress
+        or are reordered (see the module rules)."""
+        check_escalations(self.entries, {})
+
+
+@attrs.frozen(kw_only=True)
+class WalSyncRequest:
+    """What an operation proved, sent before its visibility gate may cross.
+
+    `AgreementWalHandler.wal_sync` records the facts it proves and crosses the
+    gate only when the operation is durable at `gate_level` or above.
+    """
+
+    operation_id: str = attrs.field(validator=_str)
+    downstream_coroutine_id: str = attrs.field(validator=_str)
+    gate_level: AgreementLevel = attrs.field(validator=_level)
+    agreement_state: AgreementState | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.instance_of(AgreementState)),
+    )
+    agreement_evidence: tuple[AgreementEvidence, ...] = attrs.field(default=(), converter=_to_tuple)
+    tick: int = attrs.field(validator=_tick)
+
+
+@attrs.frozen(kw_only=True)
+class EvidenceOutcomeCacheEntry:
+    """The outcome of the effect bound to `evidence_id` (its idempotency key)."""
+
+    evidence_id: str = attrs.field(validator=_str)
+    interface_name: str = attrs.field(validator=_str)
+    operation_name: str = attrs.field(validator=_str)
+    outcome: EffectOutcome = attrs.field(validator=attrs.validators.instance_of(EffectOutcome))
+
+
+@attrs.frozen(kw_only=True)
+class EvidenceOutcomeCacheArtifact:
+    """A whole evidence outcome cache: its entries in binding order."""
+
+    entries: tuple[EvidenceOutcomeCacheEntry, ...] = attrs.field(default=(), converter=_to_tuple)
+    _by_id: dict[str, EvidenceOutcomeCacheEntry] = attrs.field(
+        init=False, eq=False, repr=False, hash=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        by_id: dict[str, EvidenceOutcomeCacheEntry] = {}
+        for entry in self.entries:
+            by_id.setdefault(entry.evidence_id, entry)
+        object.__setattr__(self, "_by_id", by_id)
+
+    def get(self, evidence_id: str) -> EvidenceOutcomeCacheEntry | None:
+        """The (first) entry for `evidence_id`, or ``None``."""
+        return self._by_id.get(evidence_id)
+
+
+@attrs.frozen(kw_only=True)
+class DurableRecoveryMetadata:
+    """Summary of one recovery: the checkpoint it started from, the tick range
+    of the WAL suffix it applied, and which operations it resumed or found
+    terminal."""
+
+    checkpoint_tick: int = attrs.field(validator=_tick)
+    wal_tail_start_tick: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_tick)
+    )
+    highest_recovered_tick: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_tick)
+    )
+    resumed_operation_ids: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
+    terminal_operation_ids: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
+    cached_evidence_ids: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)

@@ -1,0 +1,195 @@
+"""The I/O seam: every open, read, write, sync, lock and rename `durability`
+performs on a file goes through a `FileSystem`.
+
+Tests (and, later, `durability.testing`'s fault-injecting backend) replace the
+instance a backend uses to inject short writes, failed fsyncs or crashes. Every
+`OSError` leaves here as a `StorageError` naming the file.
+
+The sync calls are looked up on the `os` module at call time
+(``os.fdatasync``), so a test that patches `os` sees every sync.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+
+from ..errors import ArtifactTooLargeError, StorageError
+
+__all__ = ["DEFAULT_FS", "FileSystem"]
+
+FILE_MODE = 0o600
+
+
+class FileSystem:
+    """Thin, replaceable wrappers around the `os` calls the backends use."""
+
+    def open_rw(self, path: str, *, create: bool = False) -> int:
+        """Open `path` for reading and writing (creating it 0600 if asked)."""
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+        try:
+            return os.open(path, flags, FILE_MODE)
+        except OSError as exc:
+            raise StorageError(f"open {path}: {exc.strerror or exc}") from exc
+
+    def open_ro(self, path: str) -> int:
+        """Open `path` read-only."""
+        try:
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StorageError(f"open {path}: {exc.strerror or exc}") from exc
+
+    def size(self, fd: int, path: str) -> int:
+        """Current size of the open file."""
+        try:
+            return os.fstat(fd).st_size
+        except OSError as exc:
+            raise StorageError(f"stat {path}: {exc.strerror or exc}") from exc
+
+    def read_at(self, fd: int, offset: int, length: int, path: str) -> bytes:
+        """Read exactly `length` bytes at `offset` (fewer only at end of file)."""
+        chunks: list[bytes] = []
+        try:
+            while length > 0:
+                chunk = os.pread(fd, min(length, 1 << 24), offset)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                offset += len(chunk)
+                length -= len(chunk)
+        except OSError as exc:
+            raise StorageError(f"read {path} at offset {offset}: {exc.strerror or exc}") from exc
+        return b"".join(chunks)
+
+    def write_at(self, fd: int, data: bytes, offset: int, path: str) -> None:
+        """Write all of `data` at `offset`, retrying short writes."""
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view = view[written:]
+                offset += written
+        except OSError as exc:
+            raise StorageError(f"write {path} at offset {offset}: {exc.strerror or exc}") from exc
+
+    def sync(self, fd: int, path: str) -> None:
+        """Make written data durable (``os.fdatasync`` where it exists)."""
+        try:
+            if hasattr(os, "fdatasync"):
+                os.fdatasync(fd)
+            else:  # pragma: no cover - macOS
+                os.fsync(fd)
+        except OSError as exc:
+            raise StorageError(f"fsync {path}: {exc.strerror or exc}") from exc
+
+    def truncate(self, fd: int, length: int, path: str) -> None:
+        """Cut the file to `length` bytes."""
+        try:
+            os.ftruncate(fd, length)
+        except OSError as exc:
+            raise StorageError(f"truncate {path} to {length} bytes: {exc.strerror or exc}") from exc
+
+    def close(self, fd: int) -> None:
+        """Close a descriptor, ignoring errors (nothing is left to lose)."""
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def locked(self, fd: int, path: str, *, exclusive: bool = True) -> Iterator[None]:
+        """Hold an advisory ``flock`` on the open file for the block."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        except OSError as exc:
+            raise StorageError(f"lock {path}: {exc.strerror or exc}") from exc
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def sync_dir(self, directory: str) -> None:
+        """fsync a directory so a rename or link in it is durable."""
+        try:
+            fd = os.open(directory or ".", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StorageError(f"open directory {directory}: {exc.strerror or exc}") from exc
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise StorageError(f"fsync directory {directory}: {exc.strerror or exc}") from exc
+        finally:
+            os.close(fd)
+
+    def _temp_beside(self, path: str, data: bytes) -> str:
+        """Write `data` durably to a new 0600 temporary file next to `path`."""
+        temp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = self.open_rw_exclusive(temp)
+        try:
+            self.write_at(fd, data, 0, temp)
+            self.sync(fd, temp)
+        except BaseException:
+            self.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        self.close(fd)
+        return temp
+
+    def open_rw_exclusive(self, path: str) -> int:
+        """Create `path` (0600); fail if it exists."""
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        except OSError as exc:
+            raise StorageError(f"create {path}: {exc.strerror or exc}") from exc
+
+    def replace_atomically(self, path: str, data: bytes) -> None:
+        """Replace `path` with `data`: a crash leaves the old file or the new
+        one, never a mix (temp file, fsync, rename, fsync directory)."""
+        temp = self._temp_beside(path, data)
+        try:
+            os.replace(temp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise StorageError(f"rename {temp} to {path}: {exc.strerror or exc}") from exc
+        self.sync_dir(os.path.dirname(path))
+
+    def create_atomically(self, path: str, data: bytes) -> bool:
+        """Create `path` holding `data` unless it exists; never a partial file.
+
+        Returns False when another process created it first (its file wins).
+        """
+        temp = self._temp_beside(path, data)
+        try:
+            os.link(temp, path)
+            created = True
+        except FileExistsError:
+            created = False
+        except OSError as exc:
+            raise StorageError(f"create {path}: {exc.strerror or exc}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+        if created:
+            self.sync_dir(os.path.dirname(path))
+        return created
+
+    def read_capped(self, path: str, cap: int) -> bytes:
+        """Read a whole file, refusing (before reading) one over `cap` bytes."""
+        fd = self.open_ro(path)
+        try:
+            size = self.size(fd, path)
+            if size > cap:
+                raise ArtifactTooLargeError(
+                    f"decode persisted durability artifact {path}: file is {size} bytes, "
+                    f"max is {cap}"
+                )
+            return self.read_at(fd, 0, size, path)
+        finally:
+            self.close(fd)
+
+
+DEFAULT_FS = FileSystem()

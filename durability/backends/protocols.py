@@ -1,0 +1,88 @@
+"""The backend contracts: small `typing.Protocol`s any class can satisfy.
+
+A user class with just the required methods works everywhere a backend is
+accepted; the optional methods (`append_batch`, `operation_summary`,
+`put_if_absent`) let handlers do less work and give stronger guarantees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ..artifact import (
+    AgreementWalArtifact,
+    EvidenceOutcomeCacheArtifact,
+    EvidenceOutcomeCacheEntry,
+    WalEntry,
+)
+from ..index import OperationSummary
+
+__all__ = [
+    "AgreementWal",
+    "BatchingAgreementWal",
+    "EvidenceOutcomeCache",
+    "IndexedAgreementWal",
+    "SingleBindingCache",
+]
+
+
+@runtime_checkable
+class AgreementWal(Protocol):
+    """An append-only agreement WAL.
+
+    `append` raises `EscalationOrderError` (leaving the WAL unchanged) for an
+    escalation out of order; `read_since(tick)` returns the entries with a
+    larger tick, in WAL order; `load()` the whole WAL.
+    """
+
+    def append(self, entry: WalEntry) -> None:
+        """Append one entry durably."""
+
+    def read_since(self, tick: int) -> list[WalEntry]:
+        """Entries with ``entry.tick > tick``, in WAL order."""
+
+    def load(self) -> AgreementWalArtifact:
+        """The whole WAL."""
+
+
+@runtime_checkable
+class BatchingAgreementWal(AgreementWal, Protocol):
+    """A WAL that appends a batch all-or-nothing."""
+
+    def append_batch(self, entries: Sequence[WalEntry]) -> None:
+        """Append every entry or none (validation included)."""
+
+
+@runtime_checkable
+class IndexedAgreementWal(BatchingAgreementWal, Protocol):
+    """A WAL that keeps a per-operation index, so `wal_sync` never reloads it."""
+
+    def operation_summary(self, operation_id: str) -> OperationSummary:
+        """What the WAL holds about one operation, including other writers' appends."""
+
+
+@runtime_checkable
+class EvidenceOutcomeCache(Protocol):
+    """Effect outcomes keyed by evidence id.
+
+    `put` replaces an entry with the same id; `get` returns ``None`` on a miss.
+    """
+
+    def get(self, evidence_id: str) -> EvidenceOutcomeCacheEntry | None:
+        """The entry bound to `evidence_id`, or ``None``."""
+
+    def put(self, entry: EvidenceOutcomeCacheEntry) -> None:
+        """Bind (or rebind) `entry.evidence_id` durably."""
+
+    def load(self) -> EvidenceOutcomeCacheArtifact:
+        """The whole cache."""
+
+
+@runtime_checkable
+class SingleBindingCache(EvidenceOutcomeCache, Protocol):
+    """A cache offering first-binding-wins."""
+
+    def put_if_absent(self, entry: EvidenceOutcomeCacheEntry) -> EvidenceOutcomeCacheEntry:
+        """Bind `entry` unless a terminal entry is bound already (a blocked
+        one counts as absent); return the entry that is bound."""

@@ -1,0 +1,91 @@
+"""The error tree: every exception `durability` raises is a `DurabilityError`.
+
+Messages are precise: they name the file, byte offset, operation or schema
+version involved, so an operator can act on a single line. Errors raised while
+handling a lower-level exception are chained with ``from``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactTooLargeError",
+    "DecodeError",
+    "DurabilityError",
+    "EncodeError",
+    "EscalationOrderError",
+    "InconsistentWalError",
+    "LogPoisonedError",
+    "PayloadKindError",
+    "SchemaVersionError",
+    "StorageError",
+]
+
+#: Every `DecodeError` message starts with this prefix (API.md §5).
+DECODE_PREFIX = "decode persisted durability artifact"
+
+
+class DurabilityError(Exception):
+    """Base class of every error raised by `durability`."""
+
+
+class DecodeError(DurabilityError):
+    """Bytes that are not a valid v1 artifact or log.
+
+    The message always starts with ``decode persisted durability artifact``;
+    for files it names the file and the byte offset of the damage.
+    """
+
+    def __init__(self, detail: str) -> None:
+        if not detail.startswith(DECODE_PREFIX):
+            detail = f"{DECODE_PREFIX}: {detail}"
+        super().__init__(detail)
+
+    @property
+    def detail(self) -> str:
+        """The message without the common prefix."""
+        return str(self)[len(DECODE_PREFIX) :].lstrip(": ")
+
+
+class SchemaVersionError(DecodeError):
+    """The artifact's ``schema_version`` is not one this toolkit reads."""
+
+
+class ArtifactTooLargeError(DecodeError):
+    """Input over `MAX_ARTIFACT_BYTES`, refused before it is read or decoded."""
+
+
+class EncodeError(DurabilityError):
+    """A value that cannot be written as plain v1 CBOR (for instance a tag,
+    a non-text map key, an integer beyond 64 bits or nesting deeper than 128)."""
+
+
+class PayloadKindError(DurabilityError):
+    """An artifact or log holds a different payload kind than was asked for."""
+
+
+class EscalationOrderError(DurabilityError):
+    """An escalation regresses or is reordered for one operation.
+
+    Raised by `AgreementWalArtifact.validate_monotonic_escalations` and by
+    every backend's ``append``/``append_batch``, which then leave the WAL
+    exactly as it was.
+    """
+
+
+class InconsistentWalError(DurabilityError):
+    """The WAL would force an unsound recovery decision (a gate crossed above
+    the level the WAL proves); the message names the operations."""
+
+    def __init__(self, message: str, operation_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.operation_ids = operation_ids
+
+
+class StorageError(DurabilityError):
+    """The operating system refused a read, write, sync, lock or rename."""
+
+
+class LogPoisonedError(StorageError):
+    """A write or fsync of this log failed earlier; the instance refuses
+    further writes until the log is reopened (a later write must never be
+    reported durable after a failed fsync)."""

@@ -1,0 +1,213 @@
+"""The v1 persisted envelope: ``{"schema_version", "payload": {"kind", "payload"}}``.
+
+`PersistedDurabilityArtifact` is what files hold, what the Rust original
+reads and writes, and what `durability export` produces. The schema-version
+registry maps each version this toolkit reads to an upgrade function that
+rewrites its plain data into the current (v1) layout, so a future v2 reader
+keeps reading v1 by registering one function.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from .artifact import (
+    AgreementWalArtifact,
+    DurableRecoveryMetadata,
+    EvidenceOutcomeCacheArtifact,
+)
+from .backends.fileio import DEFAULT_FS
+from .codec import decode_item, dumps, from_plain, to_plain
+from .errors import (
+    ArtifactTooLargeError,
+    DecodeError,
+    PayloadKindError,
+    SchemaVersionError,
+    StorageError,
+)
+
+__all__ = [
+    "MAX_ARTIFACT_BYTES",
+    "SCHEMA_VERSION",
+    "PersistedDurabilityArtifact",
+    "register_schema_version",
+]
+
+#: The schema version this toolkit writes.
+SCHEMA_VERSION = "telltale.machine.durability.v1"
+#: Largest artifact (or log record) accepted, in bytes.
+MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
+
+Payload = AgreementWalArtifact | EvidenceOutcomeCacheArtifact | DurableRecoveryMetadata
+
+#: Payload classes by their ``"kind"`` text, and how error messages name them.
+PAYLOAD_KINDS: dict[str, type[Payload]] = {
+    "agreement_wal": AgreementWalArtifact,
+    "evidence_outcome_cache": EvidenceOutcomeCacheArtifact,
+    "recovery_metadata": DurableRecoveryMetadata,
+}
+_KIND_OF = {cls: kind for kind, cls in PAYLOAD_KINDS.items()}
+_CONTAINS = {
+    AgreementWalArtifact: "an agreement WAL payload",
+    EvidenceOutcomeCacheArtifact: "an evidence outcome cache payload",
+    DurableRecoveryMetadata: "recovery metadata",
+}
+_NOT = {
+    AgreementWalArtifact: "an agreement WAL",
+    EvidenceOutcomeCacheArtifact: "an evidence outcome cache",
+    DurableRecoveryMetadata: "recovery metadata",
+}
+
+Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
+_UPGRADES: dict[str, Upgrade] = {SCHEMA_VERSION: lambda envelope: envelope}
+
+
+def register_schema_version(version: str, upgrade: Upgrade) -> None:
+    """Teach the reader `version`: `upgrade` turns its plain-data envelope into
+    the current layout (it runs before the payload is interpreted)."""
+    _UPGRADES[version] = upgrade
+
+
+def kind_of(payload: Payload) -> str:
+    """The ``"kind"`` text of a payload (``"agreement_wal"``, ...)."""
+    return _KIND_OF[type(payload)]
+
+
+def wrong_kind_message(found: type, wanted: type) -> str:
+    """``persisted durability artifact contains X, not Y``."""
+    return f"persisted durability artifact contains {_CONTAINS[found]}, not {_NOT[wanted]}"
+
+
+def envelope_plain(payload: Payload, schema_version: str = SCHEMA_VERSION) -> dict[str, Any]:
+    """The plain-data envelope around `payload`."""
+    return {
+        "schema_version": schema_version,
+        "payload": {"kind": kind_of(payload), "payload": to_plain(payload)},
+    }
+
+
+def payload_from_envelope(obj: Any, *, where: str = "artifact") -> tuple[str, Payload]:
+    """Check and upgrade a decoded envelope; return ``(schema_version, payload)``.
+
+    `where` (a file name, say) starts every error message after the prefix.
+    """
+    if not isinstance(obj, dict):
+        raise DecodeError(f"{where}: expected a map, got {type(obj).__name__}")
+    version = obj.get("schema_version")
+    if not isinstance(version, str):
+        raise DecodeError(f"{where}: missing or non-text schema_version")
+    upgrade = _UPGRADES.get(version)
+    if upgrade is None:
+        raise SchemaVersionError(
+            f"decode persisted durability artifact: {where}: unsupported schema version "
+            f"`{version}` (this toolkit reads {', '.join(sorted(_UPGRADES))})"
+        )
+    obj = upgrade(obj)
+    wrapped = obj.get("payload")
+    if not isinstance(wrapped, dict):
+        raise DecodeError(f"{where}: payload is not a map")
+    kind = wrapped.get("kind")
+    cls = PAYLOAD_KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise DecodeError(f"{where}: unknown payload kind {kind!r}")
+    payload = from_plain(wrapped.get("payload"), cls, where=f"{where} {kind} payload")
+    return version, payload
+
+
+def decode_envelope_bytes(data: bytes, *, where: str = "artifact") -> tuple[str, Payload]:
+    """Decode exactly one artifact from `data` (no trailing bytes)."""
+    if len(data) > MAX_ARTIFACT_BYTES:
+        raise ArtifactTooLargeError(
+            f"decode persisted durability artifact: {where}: input is {len(data)} bytes, "
+            f"max is {MAX_ARTIFACT_BYTES}"
+        )
+    try:
+        obj, end = decode_item(data, 0)
+    except DecodeError as exc:
+        raise DecodeError(f"{where}: {exc.detail}") from exc
+    if end != len(data):
+        raise DecodeError(f"{where}: {len(data) - end} trailing bytes at offset {end}")
+    return payload_from_envelope(obj, where=where)
+
+
+@attrs.frozen(kw_only=True)
+class PersistedDurabilityArtifact:
+    """One persisted artifact: a schema version and a kind-tagged payload.
+
+    >>> art = PersistedDurabilityArtifact.agreement_wal(AgreementWalArtifact())
+    >>> PersistedDurabilityArtifact.from_cbor(art.to_cbor()) == art
+    True
+    """
+
+    schema_version: str
+    payload: Payload
+
+    @classmethod
+    def agreement_wal(cls, wal: AgreementWalArtifact) -> PersistedDurabilityArtifact:
+        """Wrap a WAL."""
+        return cls(schema_version=SCHEMA_VERSION, payload=wal)
+
+    @classmethod
+    def evidence_outcome_cache(
+        cls, cache: EvidenceOutcomeCacheArtifact
+    ) -> PersistedDurabilityArtifact:
+        """Wrap an evidence outcome cache."""
+        return cls(schema_version=SCHEMA_VERSION, payload=cache)
+
+    @classmethod
+    def recovery_metadata(cls, metadata: DurableRecoveryMetadata) -> PersistedDurabilityArtifact:
+        """Wrap recovery metadata."""
+        return cls(schema_version=SCHEMA_VERSION, payload=metadata)
+
+    def to_cbor(self) -> bytes:
+        """The v1 bytes (equal artifacts give equal bytes). Raises `EncodeError`
+        for a value v1 cannot hold."""
+        return dumps(envelope_plain(self.payload, self.schema_version))
+
+    @classmethod
+    def from_cbor(cls, data: bytes) -> PersistedDurabilityArtifact:
+        """Decode one artifact. Raises `DecodeError` (or its subclasses
+        `SchemaVersionError`, `ArtifactTooLargeError`)."""
+        version, payload = decode_envelope_bytes(bytes(data))
+        return cls(schema_version=version, payload=payload)
+
+    def write_to_path(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically (a crash leaves the old file or the new, never a
+        mix); the file is created readable by its owner only."""
+        DEFAULT_FS.replace_atomically(os.fspath(path), self.to_cbor())
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str]) -> PersistedDurabilityArtifact:
+        """Read one artifact file; the size cap is checked before reading.
+        A missing or unreadable file raises `StorageError` naming it."""
+        name = os.fspath(path)
+        try:
+            data = DEFAULT_FS.read_capped(name, MAX_ARTIFACT_BYTES)
+        except StorageError as exc:
+            raise StorageError(f"read persisted durability artifact {name}: {exc}") from exc
+        version, payload = decode_envelope_bytes(data, where=name)
+        return cls(schema_version=version, payload=payload)
+
+    def _into(self, wanted: type[Payload]) -> Any:
+        if not isinstance(self.payload, wanted):
+            raise PayloadKindError(wrong_kind_message(type(self.payload), wanted))
+        return self.payload
+
+    def into_agreement_wal(self) -> AgreementWalArtifact:
+        """The WAL payload, or `PayloadKindError` naming what it holds."""
+        result: AgreementWalArtifact = self._into(AgreementWalArtifact)
+        return result
+
+    def into_evidence_outcome_cache(self) -> EvidenceOutcomeCacheArtifact:
+        """The cache payload, or `PayloadKindError` naming what it holds."""
+        result: EvidenceOutcomeCacheArtifact = self._into(EvidenceOutcomeCacheArtifact)
+        return result
+
+    def into_recovery_metadata(self) -> DurableRecoveryMetadata:
+        """The metadata payload, or `PayloadKindError` naming what it holds."""
+        result: DurableRecoveryMetadata = self._into(DurableRecoveryMetadata)
+        return result

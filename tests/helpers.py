@@ -1,0 +1,71 @@
+"""Small builders shared by the tests: one line per WAL entry or cache entry."""
+
+from __future__ import annotations
+
+from durability import (
+    AgreementEvidence,
+    AgreementEvidenceKind,
+    AgreementLevel,
+    EffectFailure,
+    EffectOutcome,
+    Escalation,
+    EvidenceOutcomeCacheEntry,
+    EvidenceProduced,
+    Finalization,
+    FinalizationOutcome,
+    VisibilityGateCrossing,
+)
+
+L = AgreementLevel
+
+
+def esc(
+    op: str, prev: AgreementLevel, new: AgreementLevel, tick: int, eid: str | None = None
+) -> Escalation:
+    return Escalation(
+        operation_id=op, previous_level=prev, new_level=new, evidence_id=eid, tick=tick
+    )
+
+
+def evidence(
+    op: str,
+    eid: str,
+    level: AgreementLevel = L.SOFT_SAFE,
+    kind: AgreementEvidenceKind = AgreementEvidenceKind.CERTIFICATE,
+) -> AgreementEvidence:
+    return AgreementEvidence(
+        evidence_id=eid,
+        operation_id=op,
+        level=level,
+        kind=kind,
+        reference=f"ref://{eid}",
+        authoritative=True,
+    )
+
+
+def ev(op: str, eid: str, level: AgreementLevel, tick: int) -> EvidenceProduced:
+    return EvidenceProduced(evidence=evidence(op, eid, level), tick=tick)
+
+
+def fin(op: str, outcome: FinalizationOutcome, tick: int) -> Finalization:
+    return Finalization(operation_id=op, outcome=outcome, tick=tick)
+
+
+def gate(
+    op: str, level: AgreementLevel, tick: int, coroutine: str = "coro#1"
+) -> VisibilityGateCrossing:
+    return VisibilityGateCrossing(
+        operation_id=op, downstream_coroutine_id=coroutine, gate_level=level, tick=tick
+    )
+
+
+def binding(eid: str, outcome: EffectOutcome | None = None) -> EvidenceOutcomeCacheEntry:
+    return EvidenceOutcomeCacheEntry(
+        evidence_id=eid,
+        interface_name="Storage",
+        operation_name="write",
+        outcome=outcome if outcome is not None else EffectOutcome.success({"written": eid}),
+    )
+
+
+FAILED = EffectOutcome.failure(EffectFailure.unavailable("disk gone"))
