@@ -33,6 +33,13 @@ from .errors import (
     SchemaVersionError,
     StorageError,
 )
+from .handlers import (
+    AgreementWalHandler,
+    EvidencePersistenceHandler,
+    WalSyncMode,
+    evidence_cached,
+    wal_synced,
+)
 from .index import OperationSummary
 from .model import (
     AgreementEvidence,
@@ -47,10 +54,19 @@ from .persisted import (
     PersistedDurabilityArtifact,
     register_schema_version,
 )
+from .replay import RecordedExchange, RecordingHandler, ReplayHandler
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ReplayHandler",
+    "RecordingHandler",
+    "RecordedExchange",
+    "wal_synced",
+    "evidence_cached",
+    "WalSyncMode",
+    "EvidencePersistenceHandler",
+    "AgreementWalHandler",
     "MAX_ARTIFACT_BYTES",
     "SCHEMA_VERSION",
     "AgreementEvidence",

@@ -1,0 +1,666 @@
+"""Effect-handler wrappers: a durable agreement WAL and a durable evidence
+outcome cache put in front of any effect handler, as classes or decorators.
+
+Rules of this module:
+
+* an *effect handler* is any object with ``handle_effect(request)``, sync or
+  ``async def``; wrapping an async handler gives a wrapper whose
+  ``handle_effect`` is itself an ``async def`` (``wal_sync`` stays synchronous);
+* a wrapper forwards every attribute it does not define to the handler it
+  wraps, so protocol-specific methods (and an inner ``wal_sync``) pass through;
+* a backend exception never escapes ``handle_effect`` or ``wal_sync``: it
+  becomes an ``UNAVAILABLE`` failure outcome naming the operation or evidence;
+* a visibility gate crosses only when the operation is durable at or above
+  the gate's level; a blocked outcome is never cached; the first terminal
+  binding of an evidence id wins.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, cast, overload
+
+import attrs
+
+from .artifact import (
+    AgreementWalArtifact,
+    Escalation,
+    EvidenceOutcomeCacheArtifact,
+    EvidenceOutcomeCacheEntry,
+    EvidenceProduced,
+    Finalization,
+    VisibilityGateCrossing,
+    WalEntry,
+    WalSyncRequest,
+    proven_level,
+)
+from .backends.protocols import AgreementWal, EvidenceOutcomeCache
+from .effects import EffectFailure, EffectOutcome, EffectRequest, failed
+from .index import OperationSummary, WalIndex
+from .model import AgreementEvidenceKind, AgreementLevel, max_level
+
+__all__ = [
+    "AgreementWalHandler",
+    "AsyncAgreementWalHandler",
+    "AsyncEffectHandler",
+    "AsyncEvidencePersistenceHandler",
+    "EffectHandler",
+    "EvidenceCachedFunction",
+    "EvidencePersistenceHandler",
+    "EvidenceResolver",
+    "WalSyncMode",
+    "WalSyncedFunction",
+    "evidence_cached",
+    "wal_synced",
+]
+
+R_co = TypeVar("R_co", covariant=True)
+AsyncOutcome = Coroutine[Any, Any, EffectOutcome]
+
+EvidenceResolver = Callable[[EffectRequest], "str | None"]
+"""Maps a request to the evidence id its outcome is cached under (``None``:
+do not cache this request)."""
+
+
+class EffectHandler(Protocol):
+    """A synchronous effect handler: ``handle_effect(request) -> EffectOutcome``."""
+
+    def handle_effect(self, request: EffectRequest) -> EffectOutcome:
+        """Perform the effect `request` asks for."""
+
+
+class AsyncEffectHandler(Protocol):
+    """An asynchronous effect handler: ``async def handle_effect(request)``."""
+
+    async def handle_effect(self, request: EffectRequest) -> EffectOutcome:
+        """Perform the effect `request` asks for."""
+
+
+def is_async_handler(inner: object) -> bool:
+    """True when `inner.handle_effect` is a coroutine function."""
+    method = getattr(inner, "handle_effect", None)
+    if method is None:
+        raise TypeError(f"{type(inner).__name__} is not an effect handler: no handle_effect")
+    return inspect.iscoroutinefunction(method) or inspect.iscoroutinefunction(
+        getattr(method, "__call__", None)  # noqa: B004 - a callable object's async __call__
+    )
+
+
+class _Forwarding:
+    """Forward every attribute this wrapper does not define to `_inner`."""
+
+    _inner: Any
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails. Dunders and our own private
+        # state are never forwarded (copy, pickle and half-built instances).
+        if name.startswith("__") or name == "_inner":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+# ---------------------------------------------------------------------------
+# the agreement WAL
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class WalSyncMode:
+    """How `AgreementWalHandler.wal_sync` answers.
+
+    * ``WalSyncMode.IMMEDIATE`` (the default): record what the sync proves and
+      cross the gate when the operation is durable at the gate's level;
+    * ``WalSyncMode.BLOCKED``: write nothing, answer ``EffectOutcome.blocked()``;
+    * ``WalSyncMode.failure(message)``: write nothing, answer an
+      ``UNAVAILABLE`` failure with `message`.
+
+    Modes compare by value:
+
+    >>> WalSyncMode.failure("down") == WalSyncMode.failure("down")
+    True
+    >>> WalSyncMode.IMMEDIATE == WalSyncMode.BLOCKED
+    False
+    """
+
+    IMMEDIATE: ClassVar[WalSyncMode]
+    BLOCKED: ClassVar[WalSyncMode]
+
+    kind: Literal["immediate", "blocked", "failure"]
+    message: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in ("immediate", "blocked", "failure"):
+            raise ValueError(f"unknown wal sync mode {self.kind!r}")
+        if (self.kind == "failure") != isinstance(self.message, str):
+            raise ValueError("only a failure mode carries a message, and it must be text")
+
+    @classmethod
+    def failure(cls, message: str) -> WalSyncMode:
+        """The mode that fails every sync with an ``UNAVAILABLE`` `message`.
+
+        Raises `ValueError` when `message` is not text.
+        """
+        return cls(kind="failure", message=message)
+
+    def __repr__(self) -> str:
+        if self.kind == "failure":
+            return f"WalSyncMode.failure({self.message!r})"
+        return f"WalSyncMode.{self.kind.upper()}"
+
+
+WalSyncMode.IMMEDIATE = WalSyncMode(kind="immediate")
+WalSyncMode.BLOCKED = WalSyncMode(kind="blocked")
+
+
+def sync_entries(sync: WalSyncRequest, summary: OperationSummary) -> tuple[list[WalEntry], bool]:
+    """Plan one IMMEDIATE ``wal_sync`` against a WAL that `summary` describes.
+
+    Returns the entries to append, in order (the facts `sync` proves that the
+    WAL lacks by stable identity, then the gate crossing when it may cross and
+    is not recorded yet), and whether the gate crosses: the operation's
+    durable level, this sync's facts counted, is at least ``sync.gate_level``.
+    Pure; the building block of `AgreementWalHandler.wal_sync`.
+    """
+    op, tick = sync.operation_id, sync.tick
+    evidence = [item for item in sync.agreement_evidence if item.operation_id == op]
+    facts: list[WalEntry] = [EvidenceProduced(evidence=item, tick=tick) for item in evidence]
+    state = sync.agreement_state
+    if state is not None:
+        previous = summary.escalation_level or AgreementLevel.NONE
+        if state.level > previous:
+            facts.append(
+                Escalation(
+                    operation_id=op,
+                    previous_level=previous,
+                    new_level=state.level,
+                    evidence_id=state.evidence_ids[-1] if state.evidence_ids else None,
+                    tick=tick,
+                )
+            )
+        if state.finalization is not None:
+            proof = next(
+                (
+                    e.evidence_id
+                    for e in evidence
+                    if e.kind is AgreementEvidenceKind.MATERIALIZATION
+                ),
+                None,
+            )
+            facts.append(
+                Finalization(
+                    operation_id=op,
+                    outcome=state.finalization,
+                    materialization_proof_id=proof,
+                    tick=tick,
+                )
+            )
+    seen = set(summary.identities)
+    batch: list[WalEntry] = []
+    durable = summary.proven_level
+    for entry in facts:
+        durable = max_level(durable, proven_level(entry))
+        identity = entry.stable_identity()
+        if identity not in seen:
+            seen.add(identity)
+            batch.append(entry)
+    crosses = durable.at_least(sync.gate_level)
+    if crosses:
+        gate = VisibilityGateCrossing(
+            operation_id=op,
+            downstream_coroutine_id=sync.downstream_coroutine_id,
+            gate_level=sync.gate_level,
+            tick=tick,
+        )
+        if gate.stable_identity() not in seen:
+            batch.append(gate)
+    return batch, crosses
+
+
+class _AgreementWalHandlerInit(_Forwarding):
+    """The state of an `AgreementWalHandler` (a base: mypy reads a class's
+    signature from ``__new__`` only when ``__init__`` is inherited)."""
+
+    def __init__(
+        self, inner: Any, wal: AgreementWal, mode: WalSyncMode = WalSyncMode.IMMEDIATE
+    ) -> None:
+        if not isinstance(mode, WalSyncMode):
+            raise TypeError(f"mode must be a WalSyncMode, got {mode!r}")
+        self._inner = inner
+        self._wal = wal
+        self._mode = mode
+        self._lock = threading.Lock()
+
+
+class AgreementWalHandler(_AgreementWalHandlerInit):
+    """Wrap `inner` so that ``wal_sync(sync)`` records, in the agreement WAL
+    `wal`, what the sync proves before its visibility gate may cross.
+
+    ``handle_effect`` forwards to `inner` unchanged (an async `inner` gives an
+    ``async def handle_effect``); every other attribute is `inner`'s.
+
+    ``wal_sync`` never raises for backend trouble: it answers an
+    ``UNAVAILABLE`` failure naming the operation. See `wal_sync` for the
+    entries written.
+
+    >>> from durability import InMemoryAgreementWal
+    >>> class Echo:
+    ...     def handle_effect(self, request):
+    ...         return EffectOutcome.success(request.body)
+    >>> handler = AgreementWalHandler(Echo(), InMemoryAgreementWal())
+    >>> handler.wal_snapshot().entries
+    ()
+    """
+
+    @overload
+    def __new__(
+        cls, inner: AsyncEffectHandler, wal: AgreementWal, mode: WalSyncMode = ...
+    ) -> AsyncAgreementWalHandler: ...
+    @overload
+    def __new__(
+        cls, inner: EffectHandler, wal: AgreementWal, mode: WalSyncMode = ...
+    ) -> AgreementWalHandler: ...
+    def __new__(
+        cls, inner: Any, wal: AgreementWal, mode: WalSyncMode = WalSyncMode.IMMEDIATE
+    ) -> AgreementWalHandler:
+        if cls is AgreementWalHandler and is_async_handler(inner):
+            cls = AsyncAgreementWalHandler
+        return super().__new__(cls)
+
+    @property
+    def inner(self) -> Any:
+        """The wrapped handler."""
+        return self._inner
+
+    @property
+    def wal(self) -> AgreementWal:
+        """The agreement WAL backend."""
+        return self._wal
+
+    @property
+    def mode(self) -> WalSyncMode:
+        """How `wal_sync` answers."""
+        return self._mode
+
+    def handle_effect(self, request: EffectRequest) -> EffectOutcome:
+        """Forward `request` to the wrapped handler."""
+        outcome: EffectOutcome = self._inner.handle_effect(request)
+        return outcome
+
+    def wal_sync(self, sync: WalSyncRequest) -> EffectOutcome:
+        """Record what `sync` proves and cross its visibility gate if allowed.
+
+        In IMMEDIATE mode, writes as one atomic batch (with ``append_batch``
+        when the backend has it, else ``append`` entry by entry) the entries
+        the WAL lacks by stable identity, all at ``sync.tick``: an
+        `EvidenceProduced` per evidence of the operation, an `Escalation` when
+        the state's level is above the operation's last escalation, a
+        `Finalization` when the state has one, then the
+        `VisibilityGateCrossing`. The gate is written only when the
+        operation's durable level (this sync counted) is at least
+        ``sync.gate_level``; otherwise the facts are written and the answer is
+        ``EffectOutcome.blocked()``. Re-running a sync writes nothing.
+
+        Backend errors are answered, not raised: an ``UNAVAILABLE`` failure
+        ``load agreement WAL for `op`: ...`` or
+        ``persist agreement WAL for `op`: ...``.
+        """
+        mode = self._mode
+        if mode.kind == "blocked":
+            return EffectOutcome.blocked()
+        if mode.kind == "failure":
+            return failed(EffectFailure.unavailable(cast(str, mode.message)))
+        op = sync.operation_id
+        with self._lock:
+            try:
+                summary = self._summary(op)
+            except Exception as exc:
+                return failed(EffectFailure.unavailable(f"load agreement WAL for `{op}`: {exc}"))
+            batch, crosses = sync_entries(sync, summary)
+            if batch:
+                try:
+                    self._write(batch)
+                except Exception as exc:
+                    return failed(
+                        EffectFailure.unavailable(f"persist agreement WAL for `{op}`: {exc}")
+                    )
+        return EffectOutcome.success() if crosses else EffectOutcome.blocked()
+
+    def wal_snapshot(self) -> AgreementWalArtifact:
+        """The whole WAL (``wal.load()``); raises what the backend raises."""
+        return self._wal.load()
+
+    def _summary(self, operation_id: str) -> OperationSummary:
+        summarize = getattr(self._wal, "operation_summary", None)
+        if callable(summarize):
+            return cast(OperationSummary, summarize(operation_id))
+        index = WalIndex(e for e in self._wal.load().entries if e.operation_id == operation_id)
+        return index.summary(operation_id)
+
+    def _write(self, batch: list[WalEntry]) -> None:
+        append_batch = getattr(self._wal, "append_batch", None)
+        if callable(append_batch):
+            append_batch(batch)
+            return
+        for entry in batch:
+            self._wal.append(entry)
+
+
+class AsyncAgreementWalHandler(AgreementWalHandler):
+    """`AgreementWalHandler` around an async handler: ``handle_effect`` is an
+    ``async def``. Built by ``AgreementWalHandler(async_inner, wal)``."""
+
+    async def handle_effect(self, request: EffectRequest) -> EffectOutcome:  # type: ignore[override]
+        """Forward `request` to the wrapped async handler."""
+        outcome: EffectOutcome = await self._inner.handle_effect(request)
+        return outcome
+
+
+# ---------------------------------------------------------------------------
+# the evidence outcome cache
+
+#: The cache-miss path yields the request the inner handler must answer and
+#: receives its outcome; it returns the outcome to hand back.
+MissPath = Generator[EffectRequest, EffectOutcome, EffectOutcome]
+
+
+class _EvidencePersistenceHandlerInit(_Forwarding):
+    """The state of an `EvidencePersistenceHandler` (a base: mypy reads a class's
+    signature from ``__new__`` only when ``__init__`` is inherited)."""
+
+    def __init__(self, inner: Any, cache: EvidenceOutcomeCache, resolver: EvidenceResolver) -> None:
+        if not callable(resolver):
+            raise TypeError(f"resolver must be callable, got {resolver!r}")
+        self._inner = inner
+        self._cache = cache
+        self._resolver = resolver
+        self._lock = threading.Lock()
+
+
+class EvidencePersistenceHandler(_EvidencePersistenceHandlerInit):
+    """Wrap `inner` so that each effect's terminal outcome is bound, in the
+    evidence outcome cache `cache`, to the evidence id ``resolver(request)``
+    names, and answered from the cache from then on.
+
+    * resolver answers ``None``: the request is forwarded, nothing is cached;
+    * cache hit (a terminal outcome): the cached outcome is returned and
+      `inner` is not called; a cached *blocked* outcome counts as a miss;
+    * miss: `inner` is called; a terminal outcome is bound first-binding-wins
+      (``put_if_absent`` when the cache has it, else get-then-put under a
+      lock) and the *bound* outcome is returned; a blocked outcome is
+      returned and never cached;
+    * cache errors are answered, not raised: an ``UNAVAILABLE`` failure
+      ``load evidence outcome cache `id`: ...`` or
+      ``persist evidence outcome `id`: ...``.
+
+    An async `inner` gives an ``async def handle_effect``; every attribute the
+    wrapper does not define (``wal_sync`` of an inner `AgreementWalHandler`,
+    for instance) is `inner`'s.
+
+    >>> from durability import InMemoryEvidenceOutcomeCache
+    >>> class Counter:
+    ...     calls = 0
+    ...     def handle_effect(self, request):
+    ...         self.calls += 1
+    ...         return EffectOutcome.success(self.calls)
+    >>> inner = Counter()
+    >>> handler = EvidencePersistenceHandler(
+    ...     inner, InMemoryEvidenceOutcomeCache(), lambda request: "ev-1")
+    >>> request = EffectRequest(interface_name="Storage", operation_name="write", tick=1)
+    >>> handler.handle_effect(request).response, handler.handle_effect(request).response
+    (1, 1)
+    >>> inner.calls
+    1
+    """
+
+    @overload
+    def __new__(
+        cls, inner: AsyncEffectHandler, cache: EvidenceOutcomeCache, resolver: EvidenceResolver
+    ) -> AsyncEvidencePersistenceHandler: ...
+    @overload
+    def __new__(
+        cls, inner: EffectHandler, cache: EvidenceOutcomeCache, resolver: EvidenceResolver
+    ) -> EvidencePersistenceHandler: ...
+    def __new__(
+        cls, inner: Any, cache: EvidenceOutcomeCache, resolver: EvidenceResolver
+    ) -> EvidencePersistenceHandler:
+        if cls is EvidencePersistenceHandler and is_async_handler(inner):
+            cls = AsyncEvidencePersistenceHandler
+        return super().__new__(cls)
+
+    @property
+    def inner(self) -> Any:
+        """The wrapped handler."""
+        return self._inner
+
+    @property
+    def cache(self) -> EvidenceOutcomeCache:
+        """The evidence outcome cache backend."""
+        return self._cache
+
+    def handle_effect(self, request: EffectRequest) -> EffectOutcome:
+        """Answer `request` from the cache, or run it and bind its outcome."""
+        evidence_id = self._resolver(request)
+        if evidence_id is None:
+            outcome: EffectOutcome = self._inner.handle_effect(request)
+            return outcome
+        cached = self._lookup(evidence_id)
+        if cached is not None:
+            return cached
+        return _drive(self._miss(request, evidence_id), self._inner.handle_effect)
+
+    def cached_outcome(self, evidence_id: str) -> EffectOutcome | None:
+        """The terminal outcome bound to `evidence_id`, or ``None`` (nothing
+        bound, or only a blocked outcome). Raises what the cache raises."""
+        entry = self._cache.get(evidence_id)
+        if entry is None or entry.outcome.is_blocked:
+            return None
+        return entry.outcome
+
+    def cache_snapshot(self) -> EvidenceOutcomeCacheArtifact:
+        """The whole cache (``cache.load()``); raises what the cache raises."""
+        return self._cache.load()
+
+    def _lookup(self, evidence_id: str) -> EffectOutcome | None:
+        """The cached terminal outcome, a load failure, or ``None`` on a miss."""
+        try:
+            entry = self._cache.get(evidence_id)
+        except Exception as exc:
+            return failed(
+                EffectFailure.unavailable(f"load evidence outcome cache `{evidence_id}`: {exc}")
+            )
+        if entry is None or entry.outcome.is_blocked:
+            return None
+        return entry.outcome
+
+    def _miss(self, request: EffectRequest, evidence_id: str) -> MissPath:
+        """The whole cache-miss path, shared by the sync and async handlers:
+        run the effect (yield it to the driver), then bind a terminal outcome
+        first-binding-wins and return the bound outcome."""
+        outcome = yield request
+        if outcome.is_blocked:
+            return outcome
+        entry = EvidenceOutcomeCacheEntry(
+            evidence_id=evidence_id,
+            interface_name=request.interface_name,
+            operation_name=request.operation_name,
+            outcome=outcome,
+        )
+        with self._lock:
+            try:
+                return self._bind(entry)
+            except Exception as exc:
+                return failed(
+                    EffectFailure.unavailable(f"persist evidence outcome `{evidence_id}`: {exc}")
+                )
+
+    def _bind(self, entry: EvidenceOutcomeCacheEntry) -> EffectOutcome:
+        put_if_absent = getattr(self._cache, "put_if_absent", None)
+        if callable(put_if_absent):
+            bound = put_if_absent(entry)
+            if not isinstance(bound, EvidenceOutcomeCacheEntry):
+                raise TypeError(f"put_if_absent returned {bound!r:.80}, not a cache entry")
+            return bound.outcome
+        existing = self._cache.get(entry.evidence_id)
+        if existing is not None and existing.outcome.is_terminal:
+            return existing.outcome
+        self._cache.put(entry)
+        return entry.outcome
+
+
+def _drive(path: MissPath, run: Callable[[EffectRequest], EffectOutcome]) -> EffectOutcome:
+    """Run a miss path whose effect is performed by the sync `run`."""
+    request = next(path)
+    try:
+        path.send(run(request))
+    except StopIteration as stop:
+        return cast(EffectOutcome, stop.value)
+    raise RuntimeError("the cache-miss path yielded twice")
+
+
+async def _drive_async(
+    path: MissPath, run: Callable[[EffectRequest], AsyncOutcome]
+) -> EffectOutcome:
+    """Run a miss path whose effect is performed by the async `run`."""
+    request = next(path)
+    try:
+        path.send(await run(request))
+    except StopIteration as stop:
+        return cast(EffectOutcome, stop.value)
+    raise RuntimeError("the cache-miss path yielded twice")
+
+
+class AsyncEvidencePersistenceHandler(EvidencePersistenceHandler):
+    """`EvidencePersistenceHandler` around an async handler: ``handle_effect``
+    is an ``async def``. Built by ``EvidencePersistenceHandler(async_inner, ...)``."""
+
+    async def handle_effect(self, request: EffectRequest) -> EffectOutcome:  # type: ignore[override]
+        """Answer `request` from the cache, or await it and bind its outcome."""
+        evidence_id = self._resolver(request)
+        if evidence_id is None:
+            outcome: EffectOutcome = await self._inner.handle_effect(request)
+            return outcome
+        cached = self._lookup(evidence_id)
+        if cached is not None:
+            return cached
+        return await _drive_async(self._miss(request, evidence_id), self._inner.handle_effect)
+
+
+# ---------------------------------------------------------------------------
+# decorators
+
+
+class EvidenceCachedFunction(Protocol[R_co]):
+    """A function decorated with `evidence_cached`: still ``f(request)``, plus
+    `cached_outcome` and `cache_snapshot`."""
+
+    def __call__(self, request: EffectRequest, /) -> R_co:
+        """Answer `request` (an awaitable for an ``async def``)."""
+
+    def cached_outcome(self, evidence_id: str) -> EffectOutcome | None:
+        """See `EvidencePersistenceHandler.cached_outcome`."""
+
+    def cache_snapshot(self) -> EvidenceOutcomeCacheArtifact:
+        """See `EvidencePersistenceHandler.cache_snapshot`."""
+
+
+class WalSyncedFunction(Protocol[R_co]):
+    """A function decorated with `wal_synced`: still ``f(request)``, plus
+    `wal_sync` and `wal_snapshot`."""
+
+    def __call__(self, request: EffectRequest, /) -> R_co:
+        """Answer `request` (an awaitable for an ``async def``)."""
+
+    def wal_sync(self, sync: WalSyncRequest) -> EffectOutcome:
+        """See `AgreementWalHandler.wal_sync`."""
+
+    def wal_snapshot(self) -> AgreementWalArtifact:
+        """See `AgreementWalHandler.wal_snapshot`."""
+
+
+R = TypeVar("R")
+
+
+class _FunctionHandler:
+    """A plain function seen as an effect handler (async stays async)."""
+
+    def __init__(self, func: Callable[[EffectRequest], Any]) -> None:
+        self.handle_effect = func
+
+
+def _as_function(func: Callable[[EffectRequest], R], handler: Any) -> Callable[[EffectRequest], R]:
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def call_async(request: EffectRequest) -> EffectOutcome:
+            outcome: EffectOutcome = await handler.handle_effect(request)
+            return outcome
+
+        return cast(Callable[[EffectRequest], R], call_async)
+
+    @functools.wraps(func)
+    def call(request: EffectRequest) -> EffectOutcome:
+        outcome: EffectOutcome = handler.handle_effect(request)
+        return outcome
+
+    return cast(Callable[[EffectRequest], R], call)
+
+
+def evidence_cached(
+    cache: EvidenceOutcomeCache, resolver: EvidenceResolver
+) -> Callable[[Callable[[EffectRequest], R]], EvidenceCachedFunction[R]]:
+    """Decorate a function ``f(request) -> EffectOutcome`` (or ``async def``)
+    with the behaviour of `EvidencePersistenceHandler`.
+
+    The result is still called as ``f(request)`` (awaitable when `f` is) and
+    also has ``f.cached_outcome(evidence_id)`` and ``f.cache_snapshot()``.
+    Cache errors become ``UNAVAILABLE`` failures, as with the class.
+
+    >>> from durability import InMemoryEvidenceOutcomeCache
+    >>> @evidence_cached(InMemoryEvidenceOutcomeCache(), lambda r: f"ev-{r.tick}")
+    ... def write(request):
+    ...     return EffectOutcome.success("written")
+    >>> write(EffectRequest(interface_name="Storage", operation_name="write", tick=7)).response
+    'written'
+    >>> write.cached_outcome("ev-7").response
+    'written'
+    """
+
+    def decorate(func: Callable[[EffectRequest], R]) -> EvidenceCachedFunction[R]:
+        handler = EvidencePersistenceHandler(_FunctionHandler(func), cache, resolver)
+        wrapped: Any = _as_function(func, handler)
+        wrapped.cached_outcome = handler.cached_outcome
+        wrapped.cache_snapshot = handler.cache_snapshot
+        return cast(EvidenceCachedFunction[R], wrapped)
+
+    return decorate
+
+
+def wal_synced(
+    wal: AgreementWal, mode: WalSyncMode = WalSyncMode.IMMEDIATE
+) -> Callable[[Callable[[EffectRequest], R]], WalSyncedFunction[R]]:
+    """Decorate a function ``f(request) -> EffectOutcome`` (or ``async def``)
+    with the behaviour of `AgreementWalHandler`.
+
+    The result is still called as ``f(request)`` (awaitable when `f` is) and
+    also has ``f.wal_sync(sync)`` and ``f.wal_snapshot()``. Raises
+    `TypeError` when `mode` is not a `WalSyncMode`.
+
+    >>> from durability import InMemoryAgreementWal
+    >>> @wal_synced(InMemoryAgreementWal(), mode=WalSyncMode.BLOCKED)
+    ... def handle(request):
+    ...     return EffectOutcome.success()
+    >>> handle.wal_sync(WalSyncRequest(operation_id="op", downstream_coroutine_id="c",
+    ...     gate_level=AgreementLevel.NONE, tick=1)).is_blocked
+    True
+    """
+
+    def decorate(func: Callable[[EffectRequest], R]) -> WalSyncedFunction[R]:
+        handler = AgreementWalHandler(_FunctionHandler(func), wal, mode)
+        wrapped: Any = _as_function(func, handler)
+        wrapped.wal_sync = handler.wal_sync
+        wrapped.wal_snapshot = handler.wal_snapshot
+        return cast(WalSyncedFunction[R], wrapped)
+
+    return decorate
