@@ -54,11 +54,21 @@ from .persisted import (
     PersistedDurabilityArtifact,
     register_schema_version,
 )
+from .planner import (
+    DurableRecoveryAction,
+    DurableRecoveryDecision,
+    DurableRecoveryPlan,
+    is_sound,
+)
 from .replay import RecordedExchange, RecordingHandler, ReplayHandler
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "is_sound",
+    "DurableRecoveryPlan",
+    "DurableRecoveryDecision",
+    "DurableRecoveryAction",
     "ReplayHandler",
     "RecordingHandler",
     "RecordedExchange",
