@@ -20,6 +20,7 @@ from .artifact import (
 )
 from .backends.memory import InMemoryAgreementWal, InMemoryEvidenceOutcomeCache
 from .backends.protocols import AgreementWal, EvidenceOutcomeCache
+from .decorators import evidence_cached, wal_synced
 from .effects import EffectFailure, EffectFailureKind, EffectOutcome, EffectRequest, EffectStatus
 from .errors import (
     ArtifactTooLargeError,
@@ -33,13 +34,7 @@ from .errors import (
     SchemaVersionError,
     StorageError,
 )
-from .handlers import (
-    AgreementWalHandler,
-    EvidencePersistenceHandler,
-    WalSyncMode,
-    evidence_cached,
-    wal_synced,
-)
+from .handlers import AgreementWalHandler, EvidencePersistenceHandler, WalSyncMode
 from .index import OperationSummary
 from .model import (
     AgreementEvidence,

@@ -10,19 +10,23 @@ when it is encoded (`EncodeError`), not when it is built.
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from .model import _non_negative, _opt_str, _str, _tick
 
 __all__ = [
+    "AsyncEffectHandler",
     "EffectFailure",
     "EffectFailureKind",
+    "EffectHandler",
     "EffectOutcome",
     "EffectRequest",
     "EffectStatus",
+    "is_async_handler",
 ]
 
 
@@ -197,3 +201,27 @@ class EffectRequest:
     session: int | None = attrs.field(default=None, validator=_non_negative)
     effect_id: int | None = attrs.field(default=None, validator=_non_negative)
     body: Any = None
+
+
+class EffectHandler(Protocol):
+    """A synchronous effect handler: ``handle_effect(request) -> EffectOutcome``."""
+
+    def handle_effect(self, request: EffectRequest) -> EffectOutcome:
+        """Perform the effect `request` asks for."""
+
+
+class AsyncEffectHandler(Protocol):
+    """An asynchronous effect handler: ``async def handle_effect(request)``."""
+
+    async def handle_effect(self, request: EffectRequest) -> EffectOutcome:
+        """Perform the effect `request` asks for."""
+
+
+def is_async_handler(inner: object) -> bool:
+    """True when `inner.handle_effect` is a coroutine function."""
+    method = getattr(inner, "handle_effect", None)
+    if method is None:
+        raise TypeError(f"{type(inner).__name__} is not an effect handler: no handle_effect")
+    return inspect.iscoroutinefunction(method) or inspect.iscoroutinefunction(
+        getattr(method, "__call__", None)  # noqa: B004 - a callable object's async __call__
+    )

@@ -1,5 +1,6 @@
 """Effect-handler wrappers: a durable agreement WAL and a durable evidence
-outcome cache put in front of any effect handler, as classes or decorators.
+outcome cache put in front of any effect handler (the decorator forms are in
+`durability.decorators`).
 
 Rules of this module:
 
@@ -17,11 +18,9 @@ Rules of this module:
 
 from __future__ import annotations
 
-import functools
-import inspect
 import threading
-from collections.abc import Callable, Coroutine, Generator
-from typing import Any, ClassVar, Literal, Protocol, TypeVar, cast, overload
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal, cast, overload
 
 import attrs
 
@@ -38,61 +37,41 @@ from .artifact import (
     proven_level,
 )
 from .backends.protocols import AgreementWal, EvidenceOutcomeCache
-from .effects import EffectFailure, EffectOutcome, EffectRequest, failed
+from .effects import (
+    AsyncEffectHandler,
+    EffectFailure,
+    EffectHandler,
+    EffectOutcome,
+    EffectRequest,
+    failed,
+    is_async_handler,
+)
 from .index import OperationSummary, WalIndex
 from .model import AgreementEvidenceKind, AgreementLevel, max_level
 
 __all__ = [
     "AgreementWalHandler",
     "AsyncAgreementWalHandler",
-    "AsyncEffectHandler",
     "AsyncEvidencePersistenceHandler",
-    "EffectHandler",
-    "EvidenceCachedFunction",
     "EvidencePersistenceHandler",
     "EvidenceResolver",
     "WalSyncMode",
-    "WalSyncedFunction",
-    "evidence_cached",
-    "wal_synced",
 ]
-
-R_co = TypeVar("R_co", covariant=True)
-AsyncOutcome = Coroutine[Any, Any, EffectOutcome]
 
 EvidenceResolver = Callable[[EffectRequest], "str | None"]
 """Maps a request to the evidence id its outcome is cached under (``None``:
 do not cache this request)."""
 
 
-class EffectHandler(Protocol):
-    """A synchronous effect handler: ``handle_effect(request) -> EffectOutcome``."""
-
-    def handle_effect(self, request: EffectRequest) -> EffectOutcome:
-        """Perform the effect `request` asks for."""
-
-
-class AsyncEffectHandler(Protocol):
-    """An asynchronous effect handler: ``async def handle_effect(request)``."""
-
-    async def handle_effect(self, request: EffectRequest) -> EffectOutcome:
-        """Perform the effect `request` asks for."""
-
-
-def is_async_handler(inner: object) -> bool:
-    """True when `inner.handle_effect` is a coroutine function."""
-    method = getattr(inner, "handle_effect", None)
-    if method is None:
-        raise TypeError(f"{type(inner).__name__} is not an effect handler: no handle_effect")
-    return inspect.iscoroutinefunction(method) or inspect.iscoroutinefunction(
-        getattr(method, "__call__", None)  # noqa: B004 - a callable object's async __call__
-    )
-
-
 class _Forwarding:
     """Forward every attribute this wrapper does not define to `_inner`."""
 
     _inner: Any
+
+    @property
+    def inner(self) -> Any:
+        """The wrapped handler."""
+        return self._inner
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails. Dunders and our own private
@@ -269,11 +248,6 @@ class AgreementWalHandler(_AgreementWalHandlerInit):
         return super().__new__(cls)
 
     @property
-    def inner(self) -> Any:
-        """The wrapped handler."""
-        return self._inner
-
-    @property
     def wal(self) -> AgreementWal:
         """The agreement WAL backend."""
         return self._wal
@@ -360,10 +334,6 @@ class AsyncAgreementWalHandler(AgreementWalHandler):
 # ---------------------------------------------------------------------------
 # the evidence outcome cache
 
-#: The cache-miss path yields the request the inner handler must answer and
-#: receives its outcome; it returns the outcome to hand back.
-MissPath = Generator[EffectRequest, EffectOutcome, EffectOutcome]
-
 
 class _EvidencePersistenceHandlerInit(_Forwarding):
     """The state of an `EvidencePersistenceHandler` (a base: mypy reads a class's
@@ -430,11 +400,6 @@ class EvidencePersistenceHandler(_EvidencePersistenceHandlerInit):
         return super().__new__(cls)
 
     @property
-    def inner(self) -> Any:
-        """The wrapped handler."""
-        return self._inner
-
-    @property
     def cache(self) -> EvidenceOutcomeCache:
         """The evidence outcome cache backend."""
         return self._cache
@@ -448,7 +413,7 @@ class EvidencePersistenceHandler(_EvidencePersistenceHandlerInit):
         cached = self._lookup(evidence_id)
         if cached is not None:
             return cached
-        return _drive(self._miss(request, evidence_id), self._inner.handle_effect)
+        return self._remember(request, evidence_id, self._inner.handle_effect(request))
 
     def cached_outcome(self, evidence_id: str) -> EffectOutcome | None:
         """The terminal outcome bound to `evidence_id`, or ``None`` (nothing
@@ -465,20 +430,19 @@ class EvidencePersistenceHandler(_EvidencePersistenceHandlerInit):
     def _lookup(self, evidence_id: str) -> EffectOutcome | None:
         """The cached terminal outcome, a load failure, or ``None`` on a miss."""
         try:
-            entry = self._cache.get(evidence_id)
+            return self.cached_outcome(evidence_id)
         except Exception as exc:
             return failed(
                 EffectFailure.unavailable(f"load evidence outcome cache `{evidence_id}`: {exc}")
             )
-        if entry is None or entry.outcome.is_blocked:
-            return None
-        return entry.outcome
 
-    def _miss(self, request: EffectRequest, evidence_id: str) -> MissPath:
-        """The whole cache-miss path, shared by the sync and async handlers:
-        run the effect (yield it to the driver), then bind a terminal outcome
-        first-binding-wins and return the bound outcome."""
-        outcome = yield request
+    def _remember(
+        self, request: EffectRequest, evidence_id: str, outcome: EffectOutcome
+    ) -> EffectOutcome:
+        """The rest of a cache miss, shared by the sync and async handlers once
+        `inner` answered `request` with `outcome`: bind a terminal outcome
+        first-binding-wins and return the bound one. A blocked outcome is
+        returned uncached; a cache error becomes an ``UNAVAILABLE`` failure."""
         if outcome.is_blocked:
             return outcome
         entry = EvidenceOutcomeCacheEntry(
@@ -509,28 +473,6 @@ class EvidencePersistenceHandler(_EvidencePersistenceHandlerInit):
         return entry.outcome
 
 
-def _drive(path: MissPath, run: Callable[[EffectRequest], EffectOutcome]) -> EffectOutcome:
-    """Run a miss path whose effect is performed by the sync `run`."""
-    request = next(path)
-    try:
-        path.send(run(request))
-    except StopIteration as stop:
-        return cast(EffectOutcome, stop.value)
-    raise RuntimeError("the cache-miss path yielded twice")
-
-
-async def _drive_async(
-    path: MissPath, run: Callable[[EffectRequest], AsyncOutcome]
-) -> EffectOutcome:
-    """Run a miss path whose effect is performed by the async `run`."""
-    request = next(path)
-    try:
-        path.send(await run(request))
-    except StopIteration as stop:
-        return cast(EffectOutcome, stop.value)
-    raise RuntimeError("the cache-miss path yielded twice")
-
-
 class AsyncEvidencePersistenceHandler(EvidencePersistenceHandler):
     """`EvidencePersistenceHandler` around an async handler: ``handle_effect``
     is an ``async def``. Built by ``EvidencePersistenceHandler(async_inner, ...)``."""
@@ -544,123 +486,4 @@ class AsyncEvidencePersistenceHandler(EvidencePersistenceHandler):
         cached = self._lookup(evidence_id)
         if cached is not None:
             return cached
-        return await _drive_async(self._miss(request, evidence_id), self._inner.handle_effect)
-
-
-# ---------------------------------------------------------------------------
-# decorators
-
-
-class EvidenceCachedFunction(Protocol[R_co]):
-    """A function decorated with `evidence_cached`: still ``f(request)``, plus
-    `cached_outcome` and `cache_snapshot`."""
-
-    def __call__(self, request: EffectRequest, /) -> R_co:
-        """Answer `request` (an awaitable for an ``async def``)."""
-
-    def cached_outcome(self, evidence_id: str) -> EffectOutcome | None:
-        """See `EvidencePersistenceHandler.cached_outcome`."""
-
-    def cache_snapshot(self) -> EvidenceOutcomeCacheArtifact:
-        """See `EvidencePersistenceHandler.cache_snapshot`."""
-
-
-class WalSyncedFunction(Protocol[R_co]):
-    """A function decorated with `wal_synced`: still ``f(request)``, plus
-    `wal_sync` and `wal_snapshot`."""
-
-    def __call__(self, request: EffectRequest, /) -> R_co:
-        """Answer `request` (an awaitable for an ``async def``)."""
-
-    def wal_sync(self, sync: WalSyncRequest) -> EffectOutcome:
-        """See `AgreementWalHandler.wal_sync`."""
-
-    def wal_snapshot(self) -> AgreementWalArtifact:
-        """See `AgreementWalHandler.wal_snapshot`."""
-
-
-R = TypeVar("R")
-
-
-class _FunctionHandler:
-    """A plain function seen as an effect handler (async stays async)."""
-
-    def __init__(self, func: Callable[[EffectRequest], Any]) -> None:
-        self.handle_effect = func
-
-
-def _as_function(func: Callable[[EffectRequest], R], handler: Any) -> Callable[[EffectRequest], R]:
-    if inspect.iscoroutinefunction(func):
-
-        @functools.wraps(func)
-        async def call_async(request: EffectRequest) -> EffectOutcome:
-            outcome: EffectOutcome = await handler.handle_effect(request)
-            return outcome
-
-        return cast(Callable[[EffectRequest], R], call_async)
-
-    @functools.wraps(func)
-    def call(request: EffectRequest) -> EffectOutcome:
-        outcome: EffectOutcome = handler.handle_effect(request)
-        return outcome
-
-    return cast(Callable[[EffectRequest], R], call)
-
-
-def evidence_cached(
-    cache: EvidenceOutcomeCache, resolver: EvidenceResolver
-) -> Callable[[Callable[[EffectRequest], R]], EvidenceCachedFunction[R]]:
-    """Decorate a function ``f(request) -> EffectOutcome`` (or ``async def``)
-    with the behaviour of `EvidencePersistenceHandler`.
-
-    The result is still called as ``f(request)`` (awaitable when `f` is) and
-    also has ``f.cached_outcome(evidence_id)`` and ``f.cache_snapshot()``.
-    Cache errors become ``UNAVAILABLE`` failures, as with the class.
-
-    >>> from durability import InMemoryEvidenceOutcomeCache
-    >>> @evidence_cached(InMemoryEvidenceOutcomeCache(), lambda r: f"ev-{r.tick}")
-    ... def write(request):
-    ...     return EffectOutcome.success("written")
-    >>> write(EffectRequest(interface_name="Storage", operation_name="write", tick=7)).response
-    'written'
-    >>> write.cached_outcome("ev-7").response
-    'written'
-    """
-
-    def decorate(func: Callable[[EffectRequest], R]) -> EvidenceCachedFunction[R]:
-        handler = EvidencePersistenceHandler(_FunctionHandler(func), cache, resolver)
-        wrapped: Any = _as_function(func, handler)
-        wrapped.cached_outcome = handler.cached_outcome
-        wrapped.cache_snapshot = handler.cache_snapshot
-        return cast(EvidenceCachedFunction[R], wrapped)
-
-    return decorate
-
-
-def wal_synced(
-    wal: AgreementWal, mode: WalSyncMode = WalSyncMode.IMMEDIATE
-) -> Callable[[Callable[[EffectRequest], R]], WalSyncedFunction[R]]:
-    """Decorate a function ``f(request) -> EffectOutcome`` (or ``async def``)
-    with the behaviour of `AgreementWalHandler`.
-
-    The result is still called as ``f(request)`` (awaitable when `f` is) and
-    also has ``f.wal_sync(sync)`` and ``f.wal_snapshot()``. Raises
-    `TypeError` when `mode` is not a `WalSyncMode`.
-
-    >>> from durability import InMemoryAgreementWal
-    >>> @wal_synced(InMemoryAgreementWal(), mode=WalSyncMode.BLOCKED)
-    ... def handle(request):
-    ...     return EffectOutcome.success()
-    >>> handle.wal_sync(WalSyncRequest(operation_id="op", downstream_coroutine_id="c",
-    ...     gate_level=AgreementLevel.NONE, tick=1)).is_blocked
-    True
-    """
-
-    def decorate(func: Callable[[EffectRequest], R]) -> WalSyncedFunction[R]:
-        handler = AgreementWalHandler(_FunctionHandler(func), wal, mode)
-        wrapped: Any = _as_function(func, handler)
-        wrapped.wal_sync = handler.wal_sync
-        wrapped.wal_snapshot = handler.wal_snapshot
-        return cast(WalSyncedFunction[R], wrapped)
-
-    return decorate
+        return self._remember(request, evidence_id, await self._inner.handle_effect(request))

@@ -20,9 +20,16 @@ import attrs
 
 from .artifact import WalSyncRequest
 from .codec import check_plain, from_plain, to_plain
-from .effects import EffectFailure, EffectOutcome, EffectRequest, failed
+from .effects import (
+    AsyncEffectHandler,
+    EffectFailure,
+    EffectHandler,
+    EffectOutcome,
+    EffectRequest,
+    failed,
+    is_async_handler,
+)
 from .errors import DecodeError
-from .handlers import AsyncEffectHandler, EffectHandler, is_async_handler
 
 __all__ = [
     "AsyncRecordingHandler",

@@ -33,13 +33,8 @@ from durability import (
     WalEntry,
     WalSyncRequest,
 )
-from durability.handlers import (
-    AgreementWalHandler,
-    EvidencePersistenceHandler,
-    WalSyncMode,
-    evidence_cached,
-    wal_synced,
-)
+from durability.decorators import evidence_cached, wal_synced
+from durability.handlers import AgreementWalHandler, EvidencePersistenceHandler, WalSyncMode
 from tests.helpers import binding, esc, evidence
 
 L = AgreementLevel
