@@ -18,6 +18,18 @@ from .artifact import (
     WalEntry,
     WalSyncRequest,
 )
+from .backends.file import (
+    FileAgreementWal,
+    FileEvidenceOutcomeCache,
+    LogReport,
+    RecordSummary,
+    RecoveryMode,
+    SyncPolicy,
+    TornTail,
+    TornTailWarning,
+    export_log,
+    inspect_log,
+)
 from .backends.memory import InMemoryAgreementWal, InMemoryEvidenceOutcomeCache
 from .backends.protocols import AgreementWal, EvidenceOutcomeCache
 from .decorators import evidence_cached, wal_synced
@@ -56,10 +68,23 @@ from .planner import (
     is_sound,
 )
 from .replay import RecordedExchange, RecordingHandler, ReplayHandler
+from .store import Checkpoint, StateDirectory
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "StateDirectory",
+    "Checkpoint",
+    "inspect_log",
+    "export_log",
+    "TornTailWarning",
+    "TornTail",
+    "SyncPolicy",
+    "RecoveryMode",
+    "RecordSummary",
+    "LogReport",
+    "FileEvidenceOutcomeCache",
+    "FileAgreementWal",
     "is_sound",
     "DurableRecoveryPlan",
     "DurableRecoveryDecision",

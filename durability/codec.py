@@ -247,6 +247,7 @@ converter = cattrs.Converter(detailed_validation=True)
 for _primitive in (str, int, bool, bytes):
     converter.register_structure_hook(_primitive, _strict(_primitive))
 
+
 def _is(expected: Any) -> Callable[[Any], bool]:
     return lambda candidate: bool(candidate == expected)
 

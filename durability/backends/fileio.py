@@ -177,6 +177,29 @@ class FileSystem:
             self.sync_dir(os.path.dirname(path))
         return created
 
+    def keep_copy(self, fd: int, path: str) -> str:
+        """Copy the open file `path` to a new ``<path>.damaged-<n>`` (0600,
+        fsynced; `n` the first unused number) and return the copy's name."""
+        data = self.read_at(fd, 0, self.size(fd, path), path)
+        n = 1
+        while True:
+            name = f"{path}.damaged-{n}"
+            try:
+                out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+            except FileExistsError:
+                n += 1
+                continue
+            except OSError as exc:
+                raise StorageError(f"create {name}: {exc.strerror or exc}") from exc
+            break
+        try:
+            self.write_at(out, data, 0, name)
+            self.sync(out, name)
+        finally:
+            self.close(out)
+        self.sync_dir(os.path.dirname(path))
+        return name
+
     def read_capped(self, path: str, cap: int) -> bytes:
         """Read a whole file, refusing (before reading) one over `cap` bytes."""
         fd = self.open_ro(path)

@@ -1,0 +1,393 @@
+"""Append-only file backends: `FileAgreementWal` and `FileEvidenceOutcomeCache`.
+
+Each is a thin layer over one `LogEngine` (``backends/log.py``): a log file
+(``specs/log_format.md``) is a v1 artifact (the base) followed by
+checksummed records, one per ``append``/``append_batch``/``put``. Appends cost
+O(1) amortised (nothing written is read or rewritten), are durable before they
+return (`SyncPolicy`), are safe across threads, instances and processes
+(``flock``), and a crash can only leave a torn tail, which the next open
+truncates and reports (`RecoveryMode`).
+
+`inspect_log` and `export_log` read a log without changing it (``durability
+inspect``/``verify``/``export``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+import attrs
+
+from ..artifact import (
+    AgreementWalArtifact,
+    EvidenceOutcomeCacheArtifact,
+    EvidenceOutcomeCacheEntry,
+    WalEntry,
+)
+from ..errors import ArtifactTooLargeError, DecodeError, EscalationOrderError, PayloadKindError
+from ..framing import RecordType, TailKind, damage_error, scan_log
+from ..index import OperationSummary, WalIndex
+from ..model import AgreementLevel
+from ..persisted import (
+    MAX_ARTIFACT_BYTES,
+    SCHEMA_VERSION,
+    PersistedDurabilityArtifact,
+    kind_of,
+)
+from .fileio import DEFAULT_FS, FileSystem
+from .log import (
+    LogEngine,
+    LogState,
+    RecoveryMode,
+    SyncPolicy,
+    TornTail,
+    TornTailWarning,
+    interpret_base,
+)
+from .memory import check_cache_entry, check_entries
+
+__all__ = [
+    "FileAgreementWal",
+    "FileEvidenceOutcomeCache",
+    "LogReport",
+    "RecordSummary",
+    "RecoveryMode",
+    "SyncPolicy",
+    "TornTail",
+    "TornTailWarning",
+    "export_log",
+    "inspect_log",
+]
+
+Path = str | os.PathLike[str]
+
+
+class _WalState(LogState[WalEntry]):
+    artifact_type = AgreementWalArtifact
+    record_type = RecordType.WAL_ENTRIES
+
+    def __init__(self) -> None:
+        self.entries: list[WalEntry] = []
+        self.index = WalIndex()
+
+    def absorb(self, items: Sequence[WalEntry], where: str) -> None:
+        try:
+            updates = self.index.check(items)
+        except EscalationOrderError as exc:
+            raise DecodeError(f"{where}: {exc}") from exc
+        self.add(items, updates)
+
+    def add(self, items: Sequence[WalEntry], updates: dict[str, AgreementLevel]) -> None:
+        self.entries.extend(items)
+        self.index.add(items, updates)
+
+    def artifact(self) -> AgreementWalArtifact:
+        return AgreementWalArtifact(entries=self.entries)
+
+
+class _CacheState(LogState[EvidenceOutcomeCacheEntry]):
+    artifact_type = EvidenceOutcomeCacheArtifact
+    record_type = RecordType.CACHE_BINDINGS
+
+    def __init__(self) -> None:
+        self.bindings: dict[str, EvidenceOutcomeCacheEntry] = {}
+
+    def seed(self, artifact: Any, where: str) -> None:
+        for entry in artifact.entries:  # a v1 artifact's first entry for an id wins
+            self.bindings.setdefault(entry.evidence_id, entry)
+
+    def absorb(self, items: Sequence[EvidenceOutcomeCacheEntry], where: str) -> None:
+        for entry in items:  # a record's binding replaces (and moves last)
+            self.bindings.pop(entry.evidence_id, None)
+            self.bindings[entry.evidence_id] = entry
+
+    def artifact(self) -> EvidenceOutcomeCacheArtifact:
+        return EvidenceOutcomeCacheArtifact(entries=list(self.bindings.values()))
+
+
+_S = TypeVar("_S", bound=LogState[Any])
+
+
+class _FileLog(Generic[_S]):
+    """What both file backends share: the engine, attributes, closing."""
+
+    _log: LogEngine[_S]
+
+    @property
+    def path(self) -> str:
+        """The log file's path."""
+        return self._log.path
+
+    @property
+    def base_verified(self) -> bool:
+        """Whether a checksum vouches for the base (``False`` for a foreign
+        base: a file written by ``write_to_path`` or the Rust original)."""
+        return self._log.base_verified
+
+    @property
+    def torn_tail(self) -> TornTail | None:
+        """The last repair made while opening or catching up (``None`` if the
+        log was clean)."""
+        return self._log.torn_tail
+
+    def sync(self) -> None:
+        """Make everything written so far durable (for ``SyncPolicy.NONE``).
+        A failure raises `LogPoisonedError`."""
+        self._log.sync()
+
+    def close(self) -> None:
+        """Release the file; optional (dropping the instance does the same)."""
+        self._log.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+
+class FileAgreementWal(_FileLog[_WalState]):
+    """An agreement WAL in an append-only log file.
+
+    `path` is created (mode 0600) as an empty WAL if missing; a file holding
+    one v1 WAL artifact opens as-is. Opening raises `PayloadKindError` for
+    another kind of file and `DecodeError` (naming the file and byte offset)
+    for a damaged one; a torn tail is truncated and reported (`torn_tail`).
+
+    >>> import tempfile, os
+    >>> from durability import Escalation, AgreementLevel as L
+    >>> d = tempfile.mkdtemp()
+    >>> with FileAgreementWal(os.path.join(d, "wal.log")) as wal:
+    ...     wal.append(Escalation(operation_id="op", previous_level=L.NONE,
+    ...                           new_level=L.SOFT_SAFE, tick=1))
+    ...     len(wal.load().entries)
+    1
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sync: SyncPolicy = SyncPolicy.DURABLE,
+        recovery: RecoveryMode = RecoveryMode.TOLERATE_TORN_TAIL,
+        fs: FileSystem = DEFAULT_FS,
+    ) -> None:
+        self._state = _WalState()
+        self._log = LogEngine(path, self._state, sync=sync, recovery=recovery, fs=fs)
+
+    def append(self, entry: WalEntry) -> None:
+        """Append one entry durably; `EscalationOrderError` leaves the file
+        byte-for-byte unchanged."""
+        self.append_batch([entry])
+
+    def append_batch(self, entries: Iterable[WalEntry]) -> None:
+        """Append all of `entries` as one record (all or nothing, one sync),
+        validated against everything any writer appended before."""
+        batch = list(entries)
+        check_entries(batch)
+        if not batch:
+            return
+        state = self._state
+
+        def decide() -> tuple[bytes, Any]:
+            updates = state.index.check(batch)
+            return state.encode(batch), lambda: state.add(batch, updates)
+
+        self._log.write(decide)
+
+    def read_since(self, tick: int) -> list[WalEntry]:
+        """Entries with ``entry.tick > tick``, in WAL order."""
+        return self._log.read(lambda s: [e for e in s.entries if e.tick > tick])
+
+    def load(self) -> AgreementWalArtifact:
+        """The whole WAL, including other writers' appends."""
+        return self._log.read(lambda s: s.artifact())
+
+    def operation_summary(self, operation_id: str) -> OperationSummary:
+        """What the WAL holds about one operation (O(1), from the index)."""
+        return self._log.read(lambda s: s.index.summary(operation_id))
+
+
+class FileEvidenceOutcomeCache(_FileLog[_CacheState]):
+    """An evidence outcome cache in an append-only log file.
+
+    Same file rules as `FileAgreementWal`. `put` appends a binding;
+    `put_if_absent` decides under the log's lock, after reading every other
+    writer's bindings, so the first durable binding wins across processes.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sync: SyncPolicy = SyncPolicy.DURABLE,
+        recovery: RecoveryMode = RecoveryMode.TOLERATE_TORN_TAIL,
+        fs: FileSystem = DEFAULT_FS,
+    ) -> None:
+        self._state = _CacheState()
+        self._log = LogEngine(path, self._state, sync=sync, recovery=recovery, fs=fs)
+
+    def get(self, evidence_id: str) -> EvidenceOutcomeCacheEntry | None:
+        """The entry bound to `evidence_id`, or ``None``."""
+        return self._log.read(lambda s: s.bindings.get(evidence_id))
+
+    def put(self, entry: EvidenceOutcomeCacheEntry) -> None:
+        """Bind `entry` durably, replacing any entry with its id."""
+        check_cache_entry(entry)
+        state = self._state
+        self._log.write(lambda: (state.encode([entry]), lambda: state.absorb([entry], "")))
+
+    def put_if_absent(self, entry: EvidenceOutcomeCacheEntry) -> EvidenceOutcomeCacheEntry:
+        """First durable binding wins: return the bound terminal entry if there
+        is one, else bind `entry` (replacing a blocked one) and return it."""
+        check_cache_entry(entry)
+        state = self._state
+        bound = [entry]
+
+        def decide() -> tuple[bytes, Any] | None:
+            existing = state.bindings.get(entry.evidence_id)
+            if existing is not None and existing.outcome.is_terminal:
+                bound[0] = existing
+                return None
+            return state.encode([entry]), lambda: state.absorb([entry], "")
+
+        self._log.write(decide)
+        return bound[0]
+
+    def load(self) -> EvidenceOutcomeCacheArtifact:
+        """The whole cache, in binding order."""
+        return self._log.read(lambda s: s.artifact())
+
+
+# -- read-only inspection ----------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class RecordSummary:
+    """One record of a log: byte `offset`, `type` name, sequence number `seq`,
+    payload `length` and the number of entries it holds."""
+
+    offset: int
+    type: str
+    seq: int
+    length: int
+    entries: int
+
+
+@attrs.frozen(kw_only=True)
+class LogReport:
+    """What `inspect_log` found. `kind` is the payload kind text
+    (``"agreement_wal"``, ``"evidence_outcome_cache"``) or ``None`` for an
+    empty file; `torn_tail` is what opening the log would truncate."""
+
+    path: str
+    size: int
+    kind: str | None
+    base_verified: bool
+    base_bytes: int
+    base_entries: int
+    records: tuple[RecordSummary, ...]
+    #: Entries the log holds now (bindings, for a cache: one per evidence id).
+    entries: int
+    torn_tail: TornTail | None
+    #: The log's content (``None`` for an empty file).
+    artifact: AgreementWalArtifact | EvidenceOutcomeCacheArtifact | None = attrs.field(
+        repr=False, eq=False
+    )
+
+
+_STATES: dict[type, type[LogState[Any]]] = {
+    AgreementWalArtifact: _WalState,
+    EvidenceOutcomeCacheArtifact: _CacheState,
+}
+
+
+def inspect_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> LogReport:
+    """Read and verify a WAL or cache log without changing it.
+
+    Raises `DecodeError` (naming the file and byte offset) on damage,
+    `PayloadKindError` for a file holding recovery metadata, `StorageError`
+    when the file cannot be read. A torn tail is reported, not an error.
+    """
+    name = os.fspath(path)
+    fd = fs.open_ro(name)
+    try:
+        with fs.locked(fd, name, exclusive=False):
+            data = fs.read_at(fd, 0, fs.size(fd, name), name)
+    finally:
+        fs.close(fd)
+    scan = scan_log(data, name=name)
+    kind, state, base_entries = None, None, 0
+    if scan.base is not None:
+        payload = interpret_base(scan, name)
+        make = _STATES.get(type(payload))
+        if make is None:
+            raise PayloadKindError(
+                f"persisted durability artifact {name} contains recovery metadata, "
+                "not an agreement WAL or evidence outcome cache log"
+            )
+        kind, state = kind_of(payload), make()
+        base_entries = len(payload.entries)  # type: ignore[union-attr]
+        state.seed(payload, f"{name} base at byte offset 0")
+    summaries = []
+    for record in scan.records:
+        count = state.replay(record, name) if state is not None else 0
+        summaries.append(
+            RecordSummary(
+                offset=record.offset,
+                type=record.type.name,
+                seq=record.seq,
+                length=len(record.payload),
+                entries=count,
+            )
+        )
+    torn = None
+    if scan.tail is not None:
+        if scan.tail.kind is TailKind.DAMAGE:
+            raise damage_error(name, scan.tail.offset, scan.tail.reason)
+        torn = TornTail(offset=scan.tail.offset, dropped=scan.tail.dropped, reason=scan.tail.reason)
+    artifact = state.artifact() if state is not None else None
+    return LogReport(
+        path=name,
+        size=len(data),
+        kind=kind,
+        base_verified=scan.base_verified,
+        base_bytes=scan.base_end,
+        base_entries=base_entries,
+        records=tuple(summaries),
+        entries=len(artifact.entries) if artifact is not None else 0,
+        torn_tail=torn,
+        artifact=artifact,
+    )
+
+
+def export_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> PersistedDurabilityArtifact:
+    """The whole log as one v1 artifact (what the Rust original reads).
+
+    A torn tail is left out (as opening would); damage raises `DecodeError`;
+    an artifact over `MAX_ARTIFACT_BYTES` raises `ArtifactTooLargeError`
+    (the Rust original would refuse it); an empty file raises
+    `PayloadKindError` (its kind is unknown).
+    """
+    report = inspect_log(path, fs=fs)
+    if report.artifact is None:
+        raise PayloadKindError(f"log {report.path} is empty: its payload kind is unknown")
+    artifact = PersistedDurabilityArtifact(schema_version=SCHEMA_VERSION, payload=report.artifact)
+    size = len(artifact.to_cbor())
+    if size > MAX_ARTIFACT_BYTES:
+        raise ArtifactTooLargeError(
+            f"decode persisted durability artifact {report.path}: exported artifact would be "
+            f"{size} bytes, max is {MAX_ARTIFACT_BYTES}"
+        )
+    return artifact

@@ -1,0 +1,271 @@
+"""The append-only log framing (``specs/log_format.md``). Pure: bytes in, values out.
+
+A log file is a *base* (one v1 artifact, FORMAT.md §1) followed by *records*::
+
+    record := header payload
+    header := header_crc:u32  type:u8  reserved:3 zero bytes  seq:u64
+              length:u32  payload_crc:u32                  (24 bytes, little-endian)
+
+``header_crc`` is ``zlib.crc32`` of the 20 header bytes after it, so a length
+is trusted only once its header verifies; ``payload_crc`` covers the
+``length`` payload bytes (one CBOR item). Sequence numbers run 0, 1, 2, ...
+with no gap. A toolkit-written base is followed by a `RecordType.BASE_CHECKSUM`
+record (sequence 0) holding the base's length and crc32.
+
+`scan_log` classifies what follows the last good record: nothing, a *torn
+tail* (exactly the four cases of FORMAT.md §2, `TailKind.TORN`) or damage
+(`TailKind.DAMAGE`). Damage in the base raises `DecodeError` at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+from typing import Any
+
+import attrs
+
+from .codec import decode_item, dumps
+from .errors import DECODE_PREFIX, ArtifactTooLargeError, DecodeError, EncodeError
+from .persisted import MAX_ARTIFACT_BYTES
+
+__all__ = [
+    "HEADER_SIZE",
+    "LogScan",
+    "Record",
+    "RecordType",
+    "Tail",
+    "TailKind",
+    "base_checksum_payload",
+    "damage_error",
+    "encode_record",
+    "scan_log",
+]
+
+_HEADER = struct.Struct("<IB3sQII")
+#: Bytes in a record header.
+HEADER_SIZE = _HEADER.size
+_RESERVED = b"\x00\x00\x00"
+
+
+class RecordType(enum.IntEnum):
+    """What a record's payload holds. Numbers are on disk; new kinds get new
+    numbers, and a reader meeting a number it does not know fails closed."""
+
+    #: ``{"base_length": n, "base_crc32": c}`` of the base just before it.
+    BASE_CHECKSUM = 1
+    #: A CBOR array of WAL entries (one `append`/`append_batch`).
+    WAL_ENTRIES = 2
+    #: A CBOR array of evidence outcome cache entries, each replacing its id.
+    CACHE_BINDINGS = 3
+
+
+class TailKind(enum.Enum):
+    """How the bytes after the last good record are classified."""
+
+    #: A write cut short by a crash; safe to truncate.
+    TORN = "torn"
+    #: Anything else: never guessed at.
+    DAMAGE = "damage"
+
+
+@attrs.frozen(kw_only=True)
+class Tail:
+    """The bytes from `offset` to the end of the file (`dropped` of them) that
+    are not whole, valid records, and why."""
+
+    offset: int
+    dropped: int
+    kind: TailKind
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Record:
+    """One verified record: its byte `offset`, `type`, sequence number `seq`
+    and `payload` bytes (checksum already verified, not yet decoded)."""
+
+    offset: int
+    type: RecordType
+    seq: int
+    payload: bytes
+
+    @property
+    def end(self) -> int:
+        """Offset of the byte after the record."""
+        return self.offset + HEADER_SIZE + len(self.payload)
+
+
+@attrs.frozen(kw_only=True)
+class LogScan:
+    """What `scan_log` found.
+
+    `base` is the decoded base item (plain data; ``None`` when the scan did
+    not start at offset 0 or the file is empty), ending at `base_end`;
+    `base_verified` tells whether a base checksum record vouched for it.
+    `records` are the good records in order, `end` the offset after the last
+    of them (where a repair would truncate), `next_seq` the sequence number
+    the next record must carry, `tail` the classification of what is left.
+    """
+
+    base: Any
+    base_end: int
+    base_verified: bool
+    records: tuple[Record, ...]
+    end: int
+    next_seq: int
+    tail: Tail | None
+
+
+def damage_error(name: str, offset: int, reason: str) -> DecodeError:
+    """The `DecodeError` for damage in log `name` at byte `offset`."""
+    return DecodeError(f"{DECODE_PREFIX} {name}: {reason} at byte offset {offset}")
+
+
+def encode_record(record_type: RecordType, seq: int, payload: bytes) -> bytes:
+    """Header plus `payload`: one record ready to append. Raises `EncodeError`
+    for a payload over `MAX_ARTIFACT_BYTES`."""
+    if len(payload) > MAX_ARTIFACT_BYTES:
+        raise EncodeError(
+            f"encode log record: {len(payload)} bytes exceeds the {MAX_ARTIFACT_BYTES}-byte cap"
+        )
+    rest = _HEADER.pack(0, int(record_type), _RESERVED, seq, len(payload), zlib.crc32(payload))[4:]
+    return struct.pack("<I", zlib.crc32(rest)) + rest + payload
+
+
+def base_checksum_payload(base: bytes) -> bytes:
+    """The payload of the `RecordType.BASE_CHECKSUM` record vouching for `base`."""
+    return dumps({"base_length": len(base), "base_crc32": zlib.crc32(base)})
+
+
+def _header_at(data: bytes, pos: int) -> tuple[int, bytes, int, int, int] | None:
+    """``(type, reserved, seq, length, payload_crc)`` if the header verifies."""
+    crc, rtype, reserved, seq, length, payload_crc = _HEADER.unpack_from(data, pos)
+    if zlib.crc32(data[pos + 4 : pos + HEADER_SIZE]) != crc:
+        return None
+    return rtype, reserved, seq, length, payload_crc
+
+
+def _decode_base(data: bytes, name: str) -> tuple[Any, int]:
+    try:
+        base, end = decode_item(data, 0)
+    except DecodeError as exc:
+        why = exc.__cause__ or exc
+        raise damage_error(name, 0, f"base artifact is not valid CBOR ({why})") from exc
+    if end > MAX_ARTIFACT_BYTES:
+        raise ArtifactTooLargeError(
+            f"{DECODE_PREFIX} {name}: base artifact of {end} bytes at byte offset 0 exceeds "
+            f"the {MAX_ARTIFACT_BYTES}-byte cap"
+        )
+    return base, end
+
+
+def _check_base(data: bytes, base_end: int, payload: bytes, name: str, offset: int) -> None:
+    """Verify a base checksum record's payload against the base bytes."""
+    try:
+        claim, used = decode_item(payload)
+    except DecodeError as exc:
+        raise damage_error(name, offset, "undecodable base checksum record") from exc
+    if (
+        used != len(payload)
+        or not isinstance(claim, dict)
+        or not isinstance(claim.get("base_length"), int)
+        or not isinstance(claim.get("base_crc32"), int)
+    ):
+        raise damage_error(name, offset, "malformed base checksum record")
+    if claim["base_length"] != base_end or claim["base_crc32"] != zlib.crc32(data[:base_end]):
+        raise damage_error(name, 0, "toolkit-written base fails its checksum: damaged base")
+
+
+def scan_log(data: bytes, *, name: str, origin: int = 0, next_seq: int = 0) -> LogScan:
+    """Scan `data`, the bytes of log `name` from file offset `origin` to its end.
+
+    At ``origin == 0`` the base is decoded first (an empty or all-zero `data`
+    has none); otherwise `data` must start at a record boundary whose record
+    carries sequence number `next_seq`. Offsets in the result and in error
+    messages are file offsets. Raises `DecodeError` (naming `name` and the
+    offset) for a damaged base or base checksum record, and
+    `ArtifactTooLargeError` for a base over `MAX_ARTIFACT_BYTES`; damage
+    after the base is returned as a `Tail` so callers choose the recovery.
+    """
+    size = len(data)
+    pos, base, base_end, verified = 0, None, origin, False
+    seq = next_seq
+    records: list[Record] = []
+    tail: Tail | None = None
+
+    def stop(kind: TailKind, reason: str) -> Tail:
+        return Tail(offset=origin + pos, dropped=size - pos, kind=kind, reason=reason)
+
+    if origin == 0 and size and data.count(0) != size:
+        base, pos = _decode_base(data, name)
+        base_end = pos
+    while pos < size:
+        left = size - pos
+        if left < HEADER_SIZE:
+            zeros = data.count(0, pos) == left
+            why = (
+                "zero bytes to end of file" if zeros else f"incomplete record header ({left} bytes)"
+            )
+            tail = stop(TailKind.TORN, why)
+            break
+        header = _header_at(data, pos)
+        if header is None:
+            if data.count(0, pos) == left:
+                tail = stop(TailKind.TORN, "zero bytes to end of file")
+            else:
+                tail = stop(TailKind.DAMAGE, "record header checksum mismatch")
+            break
+        rtype, reserved, rseq, length, payload_crc = header
+        if rtype not in RecordType._value2member_map_:
+            tail = stop(TailKind.DAMAGE, f"unknown record type {rtype}")
+            break
+        if reserved != _RESERVED:
+            tail = stop(TailKind.DAMAGE, f"nonzero reserved header bytes in record {rseq}")
+            break
+        if rseq != seq:
+            tail = stop(TailKind.DAMAGE, f"sequence gap: expected record {seq}, found {rseq}")
+            break
+        if length > MAX_ARTIFACT_BYTES:
+            tail = stop(
+                TailKind.DAMAGE, f"record length {length} exceeds the {MAX_ARTIFACT_BYTES}-byte cap"
+            )
+            break
+        end = pos + HEADER_SIZE + length
+        if end > size:
+            tail = stop(
+                TailKind.TORN,
+                f"payload of record {seq} runs past end of file "
+                f"({length} bytes declared, {left - HEADER_SIZE} present)",
+            )
+            break
+        payload = data[pos + HEADER_SIZE : end]
+        if zlib.crc32(payload) != payload_crc:
+            if end == size:
+                tail = stop(TailKind.TORN, f"payload checksum mismatch in last record {seq}")
+            else:
+                tail = stop(
+                    TailKind.DAMAGE,
+                    f"payload checksum mismatch in record {seq} with {size - end} bytes after it",
+                )
+            break
+        kind = RecordType(rtype)
+        if kind is RecordType.BASE_CHECKSUM:
+            if base is None or pos != base_end or seq != 0:
+                tail = stop(TailKind.DAMAGE, f"unexpected base checksum record {seq}")
+                break
+            _check_base(data, base_end, payload, name, origin + pos)
+            verified = True
+        records.append(Record(offset=origin + pos, type=kind, seq=seq, payload=payload))
+        seq += 1
+        pos = end
+    return LogScan(
+        base=base,
+        base_end=base_end,
+        base_verified=verified,
+        records=tuple(records),
+        end=origin + pos,
+        next_seq=seq,
+        tail=tail,
+    )

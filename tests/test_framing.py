@@ -1,0 +1,255 @@
+"""The log framing (specs/log_format.md), byte by byte: pure, no files."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import pytest
+
+from durability import (
+    AgreementWalArtifact,
+    ArtifactTooLargeError,
+    DecodeError,
+    EncodeError,
+    PersistedDurabilityArtifact,
+    framing,
+)
+from durability.codec import dumps
+from durability.framing import (
+    HEADER_SIZE,
+    RecordType,
+    TailKind,
+    base_checksum_payload,
+    encode_record,
+    scan_log,
+)
+from tests.helpers import L, esc
+
+NAME = "wal.log"
+BASE = PersistedDurabilityArtifact.agreement_wal(AgreementWalArtifact()).to_cbor()
+CHECKSUM = encode_record(RecordType.BASE_CHECKSUM, 0, base_checksum_payload(BASE))
+P1 = dumps([{"kind": "visibility_gate_crossing", "n": 1}])
+P2 = dumps([{"kind": "visibility_gate_crossing", "n": 2}, {"x": 3}])
+
+
+def toolkit_log(*payloads: bytes) -> bytes:
+    """Base + checksum record + one WAL_ENTRIES record per payload."""
+    out = BASE + CHECKSUM
+    for seq, payload in enumerate(payloads, start=1):
+        out += encode_record(RecordType.WAL_ENTRIES, seq, payload)
+    return out
+
+
+def flip_byte(data: bytes, offset: int, mask: int = 0xFF) -> bytes:
+    """`data` with the bits `mask` of the byte at `offset` inverted (LevelDB's
+    IncrementByte)."""
+    return data[:offset] + bytes([data[offset] ^ mask]) + data[offset + 1 :]
+
+
+def fix_header_crc(data: bytes, offset: int) -> bytes:
+    """Recompute the header checksum of the record at `offset` (LevelDB's FixChecksum)."""
+    crc = zlib.crc32(data[offset + 4 : offset + HEADER_SIZE])
+    return data[:offset] + struct.pack("<I", crc) + data[offset + 4 :]
+
+
+def test_header_layout_is_24_bytes_little_endian() -> None:
+    record = encode_record(RecordType.WAL_ENTRIES, 7, P1)
+    assert HEADER_SIZE == 24
+    crc, rtype, reserved, seq, length, payload_crc = struct.unpack("<IB3sQII", record[:24])
+    assert crc == zlib.crc32(record[4:24])
+    assert (rtype, reserved, seq, length) == (2, b"\0\0\0", 7, len(P1))
+    assert payload_crc == zlib.crc32(P1)
+    assert record[24:] == P1
+
+
+def test_records_scan_with_offsets_and_sequence() -> None:
+    data = toolkit_log(P1, P2)
+    scan = scan_log(data, name=NAME)
+    assert scan.base_end == len(BASE) and scan.base_verified
+    assert [(r.type, r.seq) for r in scan.records] == [
+        (RecordType.BASE_CHECKSUM, 0),
+        (RecordType.WAL_ENTRIES, 1),
+        (RecordType.WAL_ENTRIES, 2),
+    ]
+    assert scan.records[1].offset == len(BASE) + len(CHECKSUM)
+    assert scan.records[2].payload == P2
+    assert scan.end == len(data) and scan.next_seq == 3 and scan.tail is None
+
+
+def test_zero_length_data_is_an_empty_log() -> None:
+    scan = scan_log(b"", name=NAME)
+    assert scan.base is None and scan.records == () and scan.tail is None and scan.end == 0
+
+
+def test_foreign_base_is_valid_but_unverified() -> None:
+    base = PersistedDurabilityArtifact.agreement_wal(
+        AgreementWalArtifact(entries=[esc("op", L.NONE, L.PROVISIONAL, 1)])
+    ).to_cbor()
+    scan = scan_log(base, name=NAME)
+    assert scan.base["schema_version"] and not scan.base_verified and scan.tail is None
+    appended = base + encode_record(RecordType.WAL_ENTRIES, 0, P1)
+    assert [r.seq for r in scan_log(appended, name=NAME).records] == [0]
+
+
+def test_damaged_toolkit_base_fails_closed() -> None:
+    data = toolkit_log(P1)
+    inside_text = BASE.index(b"telltale")  # still valid CBOR, wrong bytes
+    with pytest.raises(
+        DecodeError, match=r"base fails its checksum: damaged base at byte offset 0"
+    ) as info:
+        scan_log(flip_byte(data, inside_text, 0x01), name=NAME)
+    assert str(info.value).startswith("decode persisted durability artifact wal.log")
+
+
+def test_undecodable_base_fails_closed_naming_offset() -> None:
+    with pytest.raises(DecodeError, match=r"wal\.log: base artifact is not valid CBOR"):
+        scan_log(b"\xa2\x01", name=NAME)
+
+
+@pytest.mark.parametrize("keep", range(1, HEADER_SIZE))
+def test_torn_header_is_torn(keep: int) -> None:
+    data = toolkit_log(P1)
+    cut = toolkit_log() + encode_record(RecordType.WAL_ENTRIES, 1, P1)[:keep]
+    scan = scan_log(cut, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.TORN
+    assert scan.tail.offset == len(toolkit_log()) and scan.tail.dropped == keep
+    assert len(data) > len(cut)
+
+
+def test_payload_past_end_of_file_is_torn() -> None:
+    data = toolkit_log(P1, P2)[:-1]
+    scan = scan_log(data, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.TORN
+    assert "runs past end of file" in scan.tail.reason
+    assert [r.seq for r in scan.records] == [0, 1]
+
+
+def test_last_record_with_bad_payload_crc_is_torn() -> None:
+    data = toolkit_log(P1, P2)
+    scan = scan_log(flip_byte(data, len(data) - 1), name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.TORN
+    assert scan.tail.offset == len(toolkit_log(P1))
+
+
+def test_zero_run_tail_is_torn() -> None:
+    data = toolkit_log(P1)
+    for zeros in (1, HEADER_SIZE - 1, HEADER_SIZE, 4096):
+        scan = scan_log(data + bytes(zeros), name=NAME)
+        assert scan.tail is not None and scan.tail.kind is TailKind.TORN
+        assert (scan.tail.offset, scan.tail.dropped) == (len(data), zeros)
+    whole = scan_log(bytes(100), name=NAME)
+    assert whole.base is None and whole.tail is not None and whole.tail.kind is TailKind.TORN
+
+
+def test_zeros_followed_by_data_are_damage() -> None:
+    data = toolkit_log(P1) + bytes(HEADER_SIZE) + b"\x01"
+    scan = scan_log(data, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+
+
+def test_header_crc_failure_mid_log_is_damage() -> None:
+    data = toolkit_log(P1, P2)
+    offset = len(toolkit_log())
+    for byte in range(offset, offset + HEADER_SIZE):
+        scan = scan_log(flip_byte(data, byte), name=NAME)
+        assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE, byte
+        assert scan.tail.offset == offset
+
+
+def test_damaged_length_in_last_header_is_damage_not_torn() -> None:
+    data = toolkit_log(P1)
+    offset = len(toolkit_log())
+    scan = scan_log(flip_byte(data, offset + 16), name=NAME)  # the length field
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+    assert scan.tail.reason == "record header checksum mismatch"
+
+
+def test_payload_crc_failure_with_bytes_after_is_damage() -> None:
+    data = toolkit_log(P1, P2)
+    scan = scan_log(flip_byte(data, len(toolkit_log()) + HEADER_SIZE), name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+    assert "payload checksum mismatch in record 1" in scan.tail.reason
+
+
+def test_sequence_gap_is_damage() -> None:
+    data = toolkit_log(P1) + encode_record(RecordType.WAL_ENTRIES, 3, P2)
+    scan = scan_log(data, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+    assert scan.tail.reason == "sequence gap: expected record 2, found 3"
+
+
+def test_unknown_record_type_is_damage_naming_it() -> None:
+    record = bytearray(encode_record(RecordType.WAL_ENTRIES, 2, P2))
+    record[4] = 99
+    data = toolkit_log(P1) + fix_header_crc(bytes(record), 0)
+    scan = scan_log(data, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+    assert scan.tail.reason == "unknown record type 99"
+
+
+def test_nonzero_reserved_bytes_are_damage() -> None:
+    record = bytearray(encode_record(RecordType.WAL_ENTRIES, 2, P2))
+    record[6] = 1
+    scan = scan_log(toolkit_log(P1) + fix_header_crc(bytes(record), 0), name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+
+
+def test_record_length_over_cap_is_damage(monkeypatch: pytest.MonkeyPatch) -> None:
+    big = dumps([{"blob": "x" * 200}])
+    data = toolkit_log(P1, big)
+    monkeypatch.setattr(framing, "MAX_ARTIFACT_BYTES", len(big) - 1)
+    scan = scan_log(data, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+    assert "exceeds the" in scan.tail.reason
+    with pytest.raises(EncodeError):
+        encode_record(RecordType.WAL_ENTRIES, 1, big)
+
+
+def test_base_over_cap_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(framing, "MAX_ARTIFACT_BYTES", len(BASE) - 1)
+    with pytest.raises(ArtifactTooLargeError, match=r"wal\.log"):
+        scan_log(toolkit_log(), name=NAME)
+
+
+def test_base_checksum_out_of_place_is_damage() -> None:
+    data = toolkit_log(P1) + encode_record(RecordType.BASE_CHECKSUM, 2, CHECKSUM[24:])
+    scan = scan_log(data, name=NAME)
+    assert scan.tail is not None and "unexpected base checksum record 2" in scan.tail.reason
+
+
+def test_scan_from_an_offset_continues_the_sequence() -> None:
+    data = toolkit_log(P1, P2)
+    start = len(toolkit_log(P1))
+    scan = scan_log(data[start:], name=NAME, origin=start, next_seq=2)
+    assert scan.base is None and [r.offset for r in scan.records] == [start]
+    assert scan.end == len(data) and scan.next_seq == 3
+
+
+def test_cut_at_every_offset_after_the_base_is_clean_or_torn() -> None:
+    data = toolkit_log(P1, P2)
+    boundaries = {len(toolkit_log()), len(toolkit_log(P1)), len(data), len(BASE)}
+    for size in range(len(BASE), len(data) + 1):
+        scan = scan_log(data[:size], name=NAME)
+        if size in boundaries:
+            assert scan.tail is None, size
+        else:
+            assert scan.tail is not None and scan.tail.kind is TailKind.TORN, size
+        assert scan.end <= size
+
+
+def test_cut_inside_the_base_fails_closed() -> None:
+    for size in range(1, len(BASE)):
+        with pytest.raises(DecodeError):
+            scan_log(BASE[:size], name=NAME)
+
+
+def test_bit_flip_anywhere_is_never_silent() -> None:
+    data = toolkit_log(P1, P2)
+    for offset in range(len(data)):
+        try:
+            scan = scan_log(flip_byte(data, offset), name=NAME)
+        except DecodeError:
+            continue
+        changed = scan.base != scan_log(data, name=NAME).base
+        assert scan.tail is not None or changed, offset
