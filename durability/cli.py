@@ -250,8 +250,23 @@ def _tail_line(tail: Any) -> str:
     )
 
 
+#: Files at least this large get a progress line on stderr before scanning.
+LARGE_SCAN_BYTES = 8 * 1024 * 1024
+
+
+def _scan(args: argparse.Namespace, path: str) -> Any:
+    """`inspect_log(path)`, announcing long scans on stderr."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0  # inspect_log reports the missing file precisely
+    if size >= LARGE_SCAN_BYTES:
+        _progress(args)(f"scanning {path} ({size / 2**20:.0f} MiB): checksums and decoding")
+    return inspect_log(path)
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    report = inspect_log(args.path)
+    report = _scan(args, args.path)
     artifact = report.artifact
     document = _report_json(report)
     rows: list[tuple[object, ...]] = []
@@ -305,7 +320,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = inspect_log(args.path)
+    report = _scan(args, args.path)
     artifact = report.artifact
     problems: list[str] = []
     if report.torn_tail is not None and args.strict:
@@ -353,6 +368,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if os.path.exists(args.log) and os.path.getsize(args.log) >= LARGE_SCAN_BYTES:
+        _progress(args)(f"reading {args.log} ({os.path.getsize(args.log) / 2**20:.0f} MiB)")
     artifact = export_log(args.log)
     data = artifact.to_cbor()
     if len(data) > MAX_ARTIFACT_BYTES:

@@ -111,3 +111,46 @@ def test_generated_caches_pass_the_rust_checker(
         EvidenceOutcomeCacheArtifact(entries=entries)
     ).write_to_path(path)
     rust_check(path)
+
+
+def test_durability_export_output_passes_the_rust_checker(tmp_path: Path) -> None:
+    from durability import FileAgreementWal, FileEvidenceOutcomeCache
+    from durability.cli import main
+    from tests.helpers import FAILED, L, binding, esc, ev, gate
+
+    wal_log, cache_log = tmp_path / "wal.log", tmp_path / "evidence.log"
+    with FileAgreementWal(wal_log) as wal:
+        for n in range(20):
+            op = f"op#{n}"
+            wal.append_batch(
+                [
+                    ev(op, f"{op}/c", L.SOFT_SAFE, n + 1),
+                    esc(op, L.NONE, L.SOFT_SAFE, n + 1),
+                    gate(op, L.SOFT_SAFE, n + 1),
+                ]
+            )
+    with FileEvidenceOutcomeCache(cache_log) as cache:
+        cache.put(binding("a", EffectOutcome.success([1, "two", b"3"])))
+        cache.put(binding("b", FAILED))
+        cache.put(binding("a", EffectOutcome.success(None)))  # rebinding: export keeps the latest
+    for log in (wal_log, cache_log):
+        out = tmp_path / f"{log.stem}.cbor"
+        assert main(["export", str(log), "-o", str(out), "--quiet"]) == 0
+        rust_check(out)
+
+
+def test_a_rust_written_file_opens_as_a_log_appends_and_exports_for_rust(tmp_path: Path) -> None:
+    from durability import FileAgreementWal
+    from durability.cli import main
+    from tests.helpers import L, esc
+
+    path = tmp_path / "rust-wal.cbor"
+    path.write_bytes(bytes.fromhex((VECTORS / "wal_artifact_v1.hex").read_text().strip()))
+    rust_check(path)
+    with FileAgreementWal(path) as wal:
+        assert not wal.base_verified
+        wal.append(esc("op#2", L.NONE, L.PROVISIONAL, 9))
+        assert len(wal.load().entries) == 5
+    out = tmp_path / "back.cbor"
+    assert main(["export", str(path), "-o", str(out), "--quiet"]) == 0
+    rust_check(out)
