@@ -166,6 +166,8 @@ def plan_text(plan: DurableRecoveryPlan) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo  # the demo spawns processes; import it only here
 
+    if args.operations < 1:
+        raise CommandError("--operations must be at least 1", USAGE)
     directory = args.dir or tempfile.mkdtemp(prefix="durability-demo-")
     if os.path.exists(directory) and os.listdir(directory):
         raise CommandError(f"{directory} is not empty; give the demo a new directory", USAGE)

@@ -32,6 +32,7 @@ from .artifact import WalSyncRequest
 from .backends.fileio import FileSystem
 from .codec import dumps
 from .effects import EffectOutcome, EffectRequest
+from .errors import DurabilityError
 from .handlers import EvidencePersistenceHandler
 from .model import (
     AgreementEvidence,
@@ -271,7 +272,7 @@ def run_demo(
     child.stdout.close()
     child.wait()
     if child.returncode not in (0, -signal.SIGKILL):
-        raise RuntimeError(f"demo worker exited with status {child.returncode}")
+        raise DurabilityError(f"demo worker exited with status {child.returncode}")
     with StateDirectory(directory) as store:
         repairs = {
             name: (attrs.asdict(tail) if tail is not None else None)

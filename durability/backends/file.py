@@ -115,6 +115,21 @@ class _FileLog(Generic[_S]):
     """What both file backends share: the engine, attributes, closing."""
 
     _log: LogEngine[_S]
+    _state: _S
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sync: SyncPolicy = SyncPolicy.DURABLE,
+        recovery: RecoveryMode = RecoveryMode.TOLERATE_TORN_TAIL,
+        fs: FileSystem = DEFAULT_FS,
+    ) -> None:
+        self._state = self._new_state()
+        self._log = LogEngine(path, self._state, sync=sync, recovery=recovery, fs=fs)
+
+    def _new_state(self) -> _S:
+        raise NotImplementedError
 
     @property
     def path(self) -> str:
@@ -175,16 +190,8 @@ class FileAgreementWal(_FileLog[_WalState]):
     1
     """
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        sync: SyncPolicy = SyncPolicy.DURABLE,
-        recovery: RecoveryMode = RecoveryMode.TOLERATE_TORN_TAIL,
-        fs: FileSystem = DEFAULT_FS,
-    ) -> None:
-        self._state = _WalState()
-        self._log = LogEngine(path, self._state, sync=sync, recovery=recovery, fs=fs)
+    def _new_state(self) -> _WalState:
+        return _WalState()
 
     def append(self, entry: WalEntry) -> None:
         """Append one entry durably; `EscalationOrderError` leaves the file
@@ -227,16 +234,8 @@ class FileEvidenceOutcomeCache(_FileLog[_CacheState]):
     writer's bindings, so the first durable binding wins across processes.
     """
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        sync: SyncPolicy = SyncPolicy.DURABLE,
-        recovery: RecoveryMode = RecoveryMode.TOLERATE_TORN_TAIL,
-        fs: FileSystem = DEFAULT_FS,
-    ) -> None:
-        self._state = _CacheState()
-        self._log = LogEngine(path, self._state, sync=sync, recovery=recovery, fs=fs)
+    def _new_state(self) -> _CacheState:
+        return _CacheState()
 
     def get(self, evidence_id: str) -> EvidenceOutcomeCacheEntry | None:
         """The entry bound to `evidence_id`, or ``None``."""
