@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
+from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact, proven_level
 from .backends.file import TornTailWarning, export_log, inspect_log
 from .errors import (
     ArtifactTooLargeError,
@@ -28,8 +28,7 @@ from .errors import (
     EscalationOrderError,
     InconsistentWalError,
 )
-from .index import WalIndex
-from .persisted import MAX_ARTIFACT_BYTES
+from .model import AgreementLevel, max_level
 from .planner import DurableRecoveryDecision, DurableRecoveryPlan
 from .store import StateDirectory
 
@@ -273,21 +272,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     document = _report_json(report)
     rows: list[tuple[object, ...]] = []
     if isinstance(artifact, AgreementWalArtifact):
-        per_op: dict[str, list[Any]] = {}
+        per_op: dict[str, tuple[int, AgreementLevel, int, int]] = {}
         for entry in artifact.entries:
-            per_op.setdefault(entry.operation_id, []).append(entry)
-        index = WalIndex(artifact.entries)
-        for op, entries in sorted(per_op.items()):
-            summary = index.summary(op)
-            rows.append(
-                (
-                    op,
-                    len(entries),
-                    summary.proven_level.value,
-                    min(e.tick for e in entries),
-                    max(e.tick for e in entries),
-                )
+            count, level, first, last = per_op.get(
+                entry.operation_id, (0, AgreementLevel.NONE, entry.tick, entry.tick)
             )
+            per_op[entry.operation_id] = (
+                count + 1,
+                max_level(level, proven_level(entry)),
+                min(first, entry.tick),
+                max(last, entry.tick),
+            )
+        rows = [
+            (op, count, level.value, first, last)
+            for op, (count, level, first, last) in sorted(per_op.items())
+        ]
         document["operations"] = [
             dict(
                 zip(("operation_id", "entries", "level", "first_tick", "last_tick"), r, strict=True)
@@ -372,27 +371,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     if os.path.exists(args.log) and os.path.getsize(args.log) >= LARGE_SCAN_BYTES:
         _progress(args)(f"reading {args.log} ({os.path.getsize(args.log) / 2**20:.0f} MiB)")
-    artifact = export_log(args.log)
-    data = artifact.to_cbor()
-    if len(data) > MAX_ARTIFACT_BYTES:
-        raise CommandError(
-            f"{args.log} exports to {len(data)} bytes, over the {MAX_ARTIFACT_BYTES}-byte cap the "
-            "Rust original enforces; not written",
-            USAGE,
-        )
+    artifact = export_log(args.log)  # refuses (ArtifactTooLargeError) over the cap
     artifact.write_to_path(args.output)
+    size = os.path.getsize(args.output)
     entries = len(getattr(artifact.payload, "entries", ()))
     document = {
         "log": args.log,
         "output": args.output,
         "kind": type(artifact.payload).__name__,
         "entries": entries,
-        "bytes": len(data),
+        "bytes": size,
     }
     _emit(
         args,
         document,
-        f"wrote {args.output}: one v1 artifact, {entries} entries, {len(data)} bytes",
+        f"wrote {args.output}: one v1 artifact, {entries} entries, {size} bytes",
     )
     return OK
 
