@@ -29,10 +29,10 @@ from typing import Any
 import attrs
 
 from .artifact import WalSyncRequest
-from .backends.fileio import FileSystem
 from .codec import dumps
 from .effects import EffectOutcome, EffectRequest
 from .errors import DurabilityError
+from .fileio import FileSystem
 from .handlers import EvidencePersistenceHandler
 from .model import (
     AgreementEvidence,

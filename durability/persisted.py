@@ -20,7 +20,6 @@ from .artifact import (
     DurableRecoveryMetadata,
     EvidenceOutcomeCacheArtifact,
 )
-from .backends.fileio import DEFAULT_FS
 from .codec import decode_item, dumps, from_plain, to_plain
 from .errors import (
     ArtifactTooLargeError,
@@ -29,6 +28,7 @@ from .errors import (
     SchemaVersionError,
     StorageError,
 )
+from .fileio import DEFAULT_FS
 
 __all__ = [
     "MAX_ARTIFACT_BYTES",

@@ -31,10 +31,10 @@ from .backends.file import (
     RecoveryMode,
     SyncPolicy,
 )
-from .backends.fileio import DEFAULT_FS, FileSystem
 from .codec import decode_item, dumps
 from .effects import EffectRequest
 from .errors import DecodeError, StorageError
+from .fileio import DEFAULT_FS, FileSystem
 from .handlers import AgreementWalHandler, EvidencePersistenceHandler, WalSyncMode
 from .persisted import MAX_ARTIFACT_BYTES, envelope_plain, payload_from_envelope
 from .planner import DurableRecoveryPlan

@@ -28,6 +28,7 @@ from ..artifact import (
     WalEntry,
 )
 from ..errors import ArtifactTooLargeError, DecodeError, EscalationOrderError, PayloadKindError
+from ..fileio import DEFAULT_FS, FileSystem
 from ..framing import RecordType, TailKind, damage_error, scan_log
 from ..index import OperationSummary, WalIndex
 from ..model import AgreementLevel
@@ -37,7 +38,6 @@ from ..persisted import (
     PersistedDurabilityArtifact,
     kind_of,
 )
-from .fileio import DEFAULT_FS, FileSystem
 from .log import (
     LogEngine,
     LogState,

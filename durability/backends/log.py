@@ -34,6 +34,7 @@ import attrs
 
 from ..codec import decode_item, dumps, from_plain, to_plain
 from ..errors import DECODE_PREFIX, DecodeError, LogPoisonedError, PayloadKindError, StorageError
+from ..fileio import FileSystem
 from ..framing import (
     LogScan,
     Record,
@@ -46,7 +47,6 @@ from ..framing import (
     scan_log,
 )
 from ..persisted import Payload, envelope_plain, payload_from_envelope, wrong_kind_message
-from .fileio import FileSystem
 
 __all__ = ["LogEngine", "LogState", "RecoveryMode", "SyncPolicy", "TornTail", "TornTailWarning"]
 

@@ -40,8 +40,8 @@ from durability.backends.file import (
     export_log,
     inspect_log,
 )
-from durability.backends.fileio import FileSystem
 from durability.backends.log import TornTailWarning
+from durability.fileio import FileSystem
 from durability.framing import HEADER_SIZE, RecordType, encode_record
 from tests.contract.cache import SingleBindingCacheContract
 from tests.contract.wal import BatchWalContract

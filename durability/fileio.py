@@ -17,7 +17,7 @@ import os
 import secrets
 from collections.abc import Iterator
 
-from ..errors import ArtifactTooLargeError, StorageError
+from .errors import ArtifactTooLargeError, StorageError
 
 __all__ = ["DEFAULT_FS", "FileSystem"]
 
