@@ -12,35 +12,53 @@ The sync calls are looked up on the `os` module at call time
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 
 from .errors import ArtifactTooLargeError, StorageError
 
 __all__ = ["DEFAULT_FS", "FileSystem"]
 
+#: Files the toolkit creates are readable and writable by their owner only.
 FILE_MODE = 0o600
+#: Directories it creates are the owner's only.
+DIR_MODE = 0o700
+#: Never follow a symbolic link at a log, lock or checkpoint path (FORMAT.md).
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _os_error(action: str, path: str, exc: OSError) -> StorageError:
+    """The `StorageError` for a failed call; a symbolic link gets its own words."""
+    if exc.errno == errno.ELOOP:
+        return StorageError(
+            f"{action} {path}: refusing a symbolic link (durability never follows a link "
+            "at a log, lock or checkpoint path)"
+        )
+    return StorageError(f"{action} {path}: {exc.strerror or exc}")
 
 
 class FileSystem:
     """Thin, replaceable wrappers around the `os` calls the backends use."""
 
     def open_rw(self, path: str, *, create: bool = False) -> int:
-        """Open `path` for reading and writing (creating it 0600 if asked)."""
-        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+        """Open `path` for reading and writing (creating it 0600 if asked);
+        a symbolic link is refused, never followed."""
+        flags = os.O_RDWR | _NOFOLLOW | (os.O_CREAT if create else 0)
         try:
             return os.open(path, flags, FILE_MODE)
         except OSError as exc:
-            raise StorageError(f"open {path}: {exc.strerror or exc}") from exc
+            raise _os_error("open", path, exc) from exc
 
     def open_ro(self, path: str) -> int:
-        """Open `path` read-only."""
+        """Open `path` read-only; a symbolic link is refused, never followed."""
         try:
-            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            return os.open(path, os.O_RDONLY | _NOFOLLOW)
         except OSError as exc:
-            raise StorageError(f"open {path}: {exc.strerror or exc}") from exc
+            raise _os_error("open", path, exc) from exc
 
     def size(self, fd: int, path: str) -> int:
         """Current size of the open file."""
@@ -141,13 +159,14 @@ class FileSystem:
     def open_rw_exclusive(self, path: str) -> int:
         """Create `path` (0600); fail if it exists."""
         try:
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, FILE_MODE)
         except OSError as exc:
-            raise StorageError(f"create {path}: {exc.strerror or exc}") from exc
+            raise _os_error("create", path, exc) from exc
 
     def replace_atomically(self, path: str, data: bytes) -> None:
         """Replace `path` with `data`: a crash leaves the old file or the new
-        one, never a mix (temp file, fsync, rename, fsync directory)."""
+        one, never a mix (temp file, fsync, rename, fsync directory). A
+        symbolic link at `path` is replaced, never followed."""
         temp = self._temp_beside(path, data)
         try:
             os.replace(temp, path)
@@ -185,12 +204,12 @@ class FileSystem:
         while True:
             name = f"{path}.damaged-{n}"
             try:
-                out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+                out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, FILE_MODE)
             except FileExistsError:
                 n += 1
                 continue
             except OSError as exc:
-                raise StorageError(f"create {name}: {exc.strerror or exc}") from exc
+                raise _os_error("create", name, exc) from exc
             break
         try:
             self.write_at(out, data, 0, name)
@@ -199,6 +218,55 @@ class FileSystem:
             self.close(out)
         self.sync_dir(os.path.dirname(path))
         return name
+
+    def refuse_link(self, path: str) -> None:
+        """Raise `StorageError` if `path` is a symbolic link (a missing path is fine)."""
+        try:
+            is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _os_error("stat", path, exc) from exc
+        if is_link:
+            raise _os_error("write", path, OSError(errno.ELOOP, os.strerror(errno.ELOOP)))
+
+    def make_dirs(self, path: str) -> None:
+        """Create directory `path` and any missing parents, owner-only (0700);
+        each new directory's entry is fsynced into its parent."""
+        missing: list[str] = []
+        current = os.path.abspath(path)
+        while not os.path.isdir(current):
+            missing.append(current)
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory, DIR_MODE)
+            except FileExistsError as exc:
+                if not os.path.isdir(directory):
+                    raise StorageError(
+                        f"create directory {directory}: a file is in the way"
+                    ) from exc
+                continue  # another process made it; it made it durable too
+            except OSError as exc:
+                raise _os_error("create directory", directory, exc) from exc
+            self.sync_dir(os.path.dirname(directory))
+
+    @contextlib.contextmanager
+    def lock_file(self, path: str) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on the lock file `path` (created 0600 and
+        fsynced into its directory if missing; a symbolic link is refused)."""
+        created = not os.path.lexists(path)
+        fd = self.open_rw(path, create=True)
+        try:
+            if created:
+                self.sync_dir(os.path.dirname(path))
+            with self.locked(fd, path):
+                yield
+        finally:
+            self.close(fd)
 
     def read_capped(self, path: str, cap: int) -> bytes:
         """Read a whole file, refusing (before reading) one over `cap` bytes."""

@@ -10,7 +10,9 @@ cache (``evidence.log``) and checkpoints (``checkpoints/``)::
 A checkpoint is one file, ``checkpoints/checkpoint-<tick>.cbor``, written
 atomically: a CBOR map holding the tick, the caller's state bytes and the v1
 recovery-metadata artifact of the WAL at that moment. Writers of checkpoints
-are serialised with a `filelock` lock file in the directory.
+are serialised by an owner-only lock file in the directory. Opened with
+``read_only=True``, nothing under the directory is created, written or
+repaired (what ``durability plan`` uses).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import attrs
-import filelock
 
 from .artifact import DurableRecoveryMetadata
 from .backends.file import (
@@ -63,7 +64,13 @@ class StateDirectory:
     """Opens (creating if needed) a state directory and its two logs.
 
     Opening repairs a torn tail of either log (see `repairs`) and fails closed,
-    with a `DecodeError` naming file and offset, on any other damage.
+    with a `DecodeError` naming file and offset, on any other damage. New
+    directories are owner-only and fsynced into their parent.
+
+    With ``read_only=True`` the directory must exist; nothing is created,
+    written, truncated or repaired (a missing log reads as empty, a torn tail
+    is reported in `repairs` as what a writer would cut), `checkpoint` raises
+    `StorageError`, and a user who may only read the directory can plan.
     `sync`, `recovery` and `fs` (the I/O seam) are passed to both file backends.
     """
 
@@ -72,19 +79,24 @@ class StateDirectory:
         path: str | os.PathLike[str],
         *,
         create: bool = True,
+        read_only: bool = False,
         sync: SyncPolicy = SyncPolicy.DURABLE,
         recovery: RecoveryMode = RecoveryMode.TOLERATE_TORN_TAIL,
         fs: FileSystem = DEFAULT_FS,
     ) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        self._fs = fs
         if not self.path.is_dir():
-            if not create:
+            if not create or read_only:
                 raise StorageError(f"state directory {self.path} does not exist")
-            try:
-                self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StorageError(f"create state directory {self.path}: {exc}") from exc
-        options: dict[str, Any] = {"sync": sync, "recovery": recovery, "fs": fs}
+            fs.make_dirs(str(self.path))
+        options: dict[str, Any] = {
+            "sync": sync,
+            "recovery": recovery,
+            "fs": fs,
+            "read_only": read_only,
+        }
         self.wal = FileAgreementWal(self.path / WAL_FILE, **options)
         self.cache = FileEvidenceOutcomeCache(self.path / CACHE_FILE, **options)
         self._checkpoints = self.path / CHECKPOINT_DIR
@@ -104,8 +116,8 @@ class StateDirectory:
 
     @property
     def repairs(self) -> dict[str, Any]:
-        """Torn tails cut away when the logs were opened, by file name
-        (``None`` for a clean log)."""
+        """Torn tails cut away when the logs were opened (read-only: that a
+        writer would cut), as `TornTail` by file name (``None`` for a clean log)."""
         return {WAL_FILE: self.wal.torn_tail, CACHE_FILE: self.cache.torn_tail}
 
     # -- checkpoints ---------------------------------------------------------
@@ -115,9 +127,12 @@ class StateDirectory:
 
         The recovery metadata stored beside the state is that of a plan from
         this tick over the WAL as it is now (non-strict). Raises `StorageError`
-        if the file cannot be written and `EncodeError` if it would exceed
-        `MAX_ARTIFACT_BYTES`.
+        if the file cannot be written (or the directory is open read-only, or
+        the checkpoint or lock path is a symbolic link) and `EncodeError` if
+        it would exceed `MAX_ARTIFACT_BYTES`.
         """
+        if self.read_only:
+            raise StorageError(f"state directory {self.path} is open read-only")
         if not isinstance(state, bytes):
             raise TypeError(f"checkpoint state must be bytes, got {type(state).__name__}")
         metadata = DurableRecoveryPlan.from_checkpoint(
@@ -133,10 +148,11 @@ class StateDirectory:
         )
         if len(data) > MAX_ARTIFACT_BYTES:
             raise StorageError(f"checkpoint at tick {tick} is {len(data)} bytes, over the cap")
-        self._make_checkpoint_dir()
+        self._fs.make_dirs(str(self._checkpoints))
         target = self._checkpoints / f"checkpoint-{tick:020d}.cbor"
-        with filelock.FileLock(str(self.path / ".checkpoint.lock")):
-            DEFAULT_FS.replace_atomically(str(target), data)
+        with self._fs.lock_file(str(self.path / ".checkpoint.lock")):
+            self._fs.refuse_link(str(target))
+            self._fs.replace_atomically(str(target), data)
         return Checkpoint(tick=tick, state=state, metadata=metadata, path=target)
 
     def checkpoint_ticks(self) -> list[int]:
@@ -155,7 +171,7 @@ class StateDirectory:
         (naming the file) if damaged."""
         path = self._checkpoints / f"checkpoint-{tick:020d}.cbor"
         try:
-            data = DEFAULT_FS.read_capped(str(path), MAX_ARTIFACT_BYTES)
+            data = self._fs.read_capped(str(path), MAX_ARTIFACT_BYTES)
         except StorageError as exc:
             raise StorageError(f"no readable checkpoint at tick {tick}: {exc}") from exc
         where = str(path)
@@ -180,19 +196,14 @@ class StateDirectory:
         ticks = self.checkpoint_ticks()
         return self.load_checkpoint(ticks[-1]) if ticks else None
 
-    def _make_checkpoint_dir(self) -> None:
-        try:
-            self._checkpoints.mkdir(mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"create {self._checkpoints}: {exc}") from exc
-
     # -- recovery and handlers ----------------------------------------------
 
     def plan_recovery(
         self, checkpoint_tick: int | None = None, *, strict: bool = True
     ) -> DurableRecoveryPlan:
         """Plan recovery from the checkpoint at `checkpoint_tick` (default: the
-        latest; with none, tick 0 and no state) over the whole WAL and cache.
+        latest; with none, no checkpoint: every WAL entry, tick 0 included, is
+        in the suffix) over the whole WAL and cache.
 
         Raises `EscalationOrderError` for an invalid WAL and, when `strict`,
         `InconsistentWalError` naming operations whose WAL forces an unsound
@@ -203,7 +214,7 @@ class StateDirectory:
             checkpoint = self.latest_checkpoint()
         else:
             checkpoint = self.load_checkpoint(checkpoint_tick)
-        tick = checkpoint.tick if checkpoint else 0
+        tick = checkpoint.tick if checkpoint else None
         state = checkpoint.state if checkpoint else None
         return DurableRecoveryPlan.from_checkpoint(
             tick, state, self.wal.load(), self.cache.load(), strict=strict

@@ -15,7 +15,7 @@ inspect``/``verify``/``export``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -115,7 +115,7 @@ class _FileLog(Generic[_S]):
     """What both file backends share: the engine, attributes, closing."""
 
     _log: LogEngine[_S]
-    _state: _S
+    _new_state: Callable[[], _S]
 
     def __init__(
         self,
@@ -123,18 +123,23 @@ class _FileLog(Generic[_S]):
         *,
         sync: SyncPolicy = SyncPolicy.DURABLE,
         recovery: RecoveryMode = RecoveryMode.TOLERATE_TORN_TAIL,
+        read_only: bool = False,
         fs: FileSystem = DEFAULT_FS,
     ) -> None:
-        self._state = self._new_state()
-        self._log = LogEngine(path, self._state, sync=sync, recovery=recovery, fs=fs)
-
-    def _new_state(self) -> _S:
-        raise NotImplementedError
+        self._log = LogEngine(
+            path, self._new_state, sync=sync, recovery=recovery, fs=fs, read_only=read_only
+        )
 
     @property
     def path(self) -> str:
         """The log file's path."""
         return self._log.path
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the log was opened with ``read_only=True``: it is never
+        created, written, truncated or repaired, and writes raise `StorageError`."""
+        return self._log.read_only
 
     @property
     def base_verified(self) -> bool:
@@ -145,7 +150,7 @@ class _FileLog(Generic[_S]):
     @property
     def torn_tail(self) -> TornTail | None:
         """The last repair made while opening or catching up (``None`` if the
-        log was clean)."""
+        log was clean); read-only, the torn tail a writer would cut."""
         return self._log.torn_tail
 
     def sync(self) -> None:
@@ -190,8 +195,7 @@ class FileAgreementWal(_FileLog[_WalState]):
     1
     """
 
-    def _new_state(self) -> _WalState:
-        return _WalState()
+    _new_state = _WalState
 
     def append(self, entry: WalEntry) -> None:
         """Append one entry durably; `EscalationOrderError` leaves the file
@@ -205,9 +209,8 @@ class FileAgreementWal(_FileLog[_WalState]):
         check_entries(batch)
         if not batch:
             return
-        state = self._state
 
-        def decide() -> tuple[bytes, Any]:
+        def decide(state: _WalState) -> tuple[bytes, Any]:
             updates = state.index.check(batch)
             return state.encode(batch), lambda: state.add(batch, updates)
 
@@ -234,8 +237,7 @@ class FileEvidenceOutcomeCache(_FileLog[_CacheState]):
     writer's bindings, so the first durable binding wins across processes.
     """
 
-    def _new_state(self) -> _CacheState:
-        return _CacheState()
+    _new_state = _CacheState
 
     def get(self, evidence_id: str) -> EvidenceOutcomeCacheEntry | None:
         """The entry bound to `evidence_id`, or ``None``."""
@@ -244,17 +246,15 @@ class FileEvidenceOutcomeCache(_FileLog[_CacheState]):
     def put(self, entry: EvidenceOutcomeCacheEntry) -> None:
         """Bind `entry` durably, replacing any entry with its id."""
         check_cache_entry(entry)
-        state = self._state
-        self._log.write(lambda: (state.encode([entry]), lambda: state.absorb([entry], "")))
+        self._log.write(lambda state: (state.encode([entry]), lambda: state.absorb([entry], "")))
 
     def put_if_absent(self, entry: EvidenceOutcomeCacheEntry) -> EvidenceOutcomeCacheEntry:
         """First durable binding wins: return the bound terminal entry if there
         is one, else bind `entry` (replacing a blocked one) and return it."""
         check_cache_entry(entry)
-        state = self._state
         bound = [entry]
 
-        def decide() -> tuple[bytes, Any] | None:
+        def decide(state: _CacheState) -> tuple[bytes, Any] | None:
             existing = state.bindings.get(entry.evidence_id)
             if existing is not None and existing.outcome.is_terminal:
                 bound[0] = existing

@@ -5,16 +5,25 @@ Rules:
 
 * every write goes through `LogEngine.write`: thread lock, exclusive
   ``flock``, catch up on what others appended, validate (``decide``), one
-  ``pwrite`` of one record, sync per `SyncPolicy`, then update memory;
+  ``pwrite`` of one record per caller, sync per `SyncPolicy`, and only then
+  release the locks: no reader (this instance, another instance, another
+  process) can see a record before the sync covering it succeeded;
+* under ``SyncPolicy.GROUP`` callers that arrive while a flush is in flight
+  queue up, and the next leader writes all their records with one ``pwrite``
+  and one sync (group commit);
 * reads ``fstat`` and, only when the file grew, catch up under a shared
   ``flock``; nothing already read is read again;
 * bytes after the last good record are handled per `RecoveryMode`, only while
   the exclusive lock is held (so another process's write in flight is never
   cut), and every repair is reported (``logging``, ``warnings``, `torn_tail`);
-* a failed write or sync poisons the engine: `LogPoisonedError` on every
-  later write until the log is reopened.
+  a read-only engine repairs nothing and reports what a writer would cut;
+* a failed write or sync poisons the engine: the unsynced records are cut
+  away, memory is rebuilt from what was durable, and every later write
+  raises `LogPoisonedError` until the log is reopened;
+* an engine used in a child after ``fork()`` drops its parent's descriptor
+  and reopens the file before its first read or write there.
 
-All I/O goes through a `FileSystem` (``fileio``), the seam tests replace.
+All I/O goes through a `FileSystem` (`durability.fileio`), the seam tests replace.
 """
 
 from __future__ import annotations
@@ -59,10 +68,14 @@ class SyncPolicy(enum.Enum):
     """When an append is made durable.
 
     * ``DURABLE`` (default): ``fdatasync`` before every append returns.
-    * ``GROUP``: appenders running concurrently in one process (threads) share
-      one ``fdatasync``; each append is still durable before it returns.
+    * ``GROUP``: group commit. Appends that arrive (from threads sharing the
+      instance) while a flush is in flight queue up; the next one writes all
+      of them with one ``pwrite`` and covers them with one ``fdatasync``.
+      Each append is still durable before it returns, and no reader sees it
+      before its flush succeeded.
     * ``NONE``: never syncs; the caller calls ``sync()`` (or accepts losing
       the latest appends on power loss, never the file's consistency).
+      Readers may see an append before it is durable.
     """
 
     DURABLE = "durable"
@@ -164,68 +177,155 @@ def initial_bytes(state: LogState[Any]) -> bytes:
     return base + encode_record(RecordType.BASE_CHECKSUM, 0, base_checksum_payload(base))
 
 
+class _Ticket:
+    """One caller's write waiting for (or done by) a leader."""
+
+    __slots__ = ("decide", "done", "error")
+
+    def __init__(self, decide: Decide[Any]) -> None:
+        self.decide = decide
+        self.done = False
+        self.error: BaseException | None = None
+
+
+#: ``decide(state)`` validates against `state` and returns ``(payload, commit)``
+#: (``commit()`` applies the payload to `state`), or ``None``: nothing to write.
+Decide = Callable[[S], tuple[bytes, Callable[[], None]] | None]
+
+#: Every live engine, so a forked child can make each drop its parent's file.
+_ENGINES: weakref.WeakSet[LogEngine[Any]] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child, no engine may use its parent's descriptor, lock or
+    threads: each drops them here (one thread runs) and reopens on first use."""
+    for engine in list(_ENGINES):
+        engine._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class LogEngine(Generic[S]):
     """One open log file and its in-memory state (see the module rules)."""
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        state: S,
+        new_state: Callable[[], S],
         *,
         sync: SyncPolicy,
         recovery: RecoveryMode,
         fs: FileSystem,
+        read_only: bool = False,
     ) -> None:
         if not isinstance(sync, SyncPolicy):
             raise TypeError(f"sync must be a SyncPolicy, not {sync!r}")
         if not isinstance(recovery, RecoveryMode):
             raise TypeError(f"recovery must be a RecoveryMode, not {recovery!r}")
         self.path = os.fspath(path)
-        self.state = state
+        self.read_only = read_only
+        self._new_state = new_state
+        self._sync, self._recovery, self._fs = sync, recovery, fs
+        self._closed = False
+        self._new_locks()
+        self._fd: int | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._open()
+        _ENGINES.add(self)
+
+    def _new_locks(self) -> None:
+        self._lock = threading.Lock()  # guards everything below; held for I/O
+        self._group = threading.Condition()  # guards the group-commit queue
+        self._queue: list[_Ticket] = []
+        self._leading = False
+
+    def _open(self) -> None:
+        """Open the file (creating it unless read-only) and read it whole."""
+        self.state: S = self._new_state()
         self.base_verified = False
         self.torn_tail: TornTail | None = None
-        self._sync, self._recovery, self._fs = sync, recovery, fs
-        self._lock = threading.Lock()
-        self._group = threading.Condition()
-        self._synced = 0
-        self._syncing = False
         self._poisoned: str | None = None
-        self._closed = False
-        self._end = 0
-        self._next_seq = 0
-        self._fd = self._open()
-        self._finalizer = weakref.finalize(self, fs.close, self._fd)
+        self._hidden_from: int | None = None
+        self._end = self._scanned = self._next_seq = 0
+        self._stale = False
+        fd = self._open_fd()
+        if fd is None:  # read-only and missing: an empty log until it appears
+            return
+        self._fd = fd
+        self._finalizer = weakref.finalize(self, self._fs.close, fd)
         try:
-            with fs.locked(self._fd, self.path, exclusive=True):
-                self._catch_up(exclusive=True)
+            with self._fs.locked(fd, self.path, exclusive=not self.read_only):
+                self._catch_up(exclusive=not self.read_only)
         except BaseException:
-            self._finalizer()
+            self._release()
             raise
 
-    def _open(self) -> int:
+    def _open_fd(self) -> int | None:
         try:
-            return self._fs.open_rw(self.path)
+            return self._fs.open_ro(self.path) if self.read_only else self._fs.open_rw(self.path)
         except StorageError as exc:
             if not isinstance(exc.__cause__, FileNotFoundError):
                 raise
-        self._fs.create_atomically(self.path, initial_bytes(self.state))
+        if self.read_only:
+            return None
+        self._fs.create_atomically(self.path, initial_bytes(self._new_state()))
         return self._fs.open_rw(self.path)
+
+    def _release(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+        self._fd = self._finalizer = None
+
+    def _forked(self) -> None:
+        """Called in a forked child: forget the parent's locks and queue, close
+        this process's copy of the descriptor (the parent's ``flock`` stays the
+        parent's), and reopen on first use."""
+        self._new_locks()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self._fd is not None:
+            self._fs.close(self._fd)
+        self._fd = self._finalizer = None
+        self._stale = True
+
+    def _ready(self, *, writing: bool) -> int | None:
+        """Under `_lock`: refuse use after close (and writes when read-only or
+        poisoned), reopen after a fork; return the descriptor."""
+        if self._closed:
+            raise StorageError(f"log {self.path} is closed")
+        if self._stale:
+            self._open()
+        if writing:
+            if self.read_only:
+                raise StorageError(f"log {self.path} is open read-only")
+            if self._poisoned is not None:
+                raise self._poisoned_error()
+        if self._fd is None and self.read_only:
+            self._fd = self._open_fd()
+            if self._fd is not None:
+                self._finalizer = weakref.finalize(self, self._fs.close, self._fd)
+        return self._fd
 
     # -- reading -------------------------------------------------------------
 
     def read(self, view: Callable[[S], T]) -> T:
         """Catch up if the file grew, then return ``view(state)``."""
         with self._lock:
-            self._check(writing=False)
-            if self._fs.size(self._fd, self.path) != self._end:
-                with self._fs.locked(self._fd, self.path, exclusive=False):
+            fd = self._ready(writing=False)
+            if fd is not None and self._fs.size(fd, self.path) != self._scanned:
+                with self._fs.locked(fd, self.path, exclusive=False):
                     self._catch_up(exclusive=False)
             return view(self.state)
 
     def _catch_up(self, *, exclusive: bool) -> None:
         """Apply the records appended since `_end` (the whole file at first)."""
+        assert self._fd is not None
         size = self._fs.size(self._fd, self.path)
+        if self._hidden_from is not None:  # never show what a failed flush left
+            size = min(size, self._hidden_from)
         if size == self._end:
+            self._scanned = size
             return
         if size < self._end:
             raise damage_error(
@@ -256,10 +356,14 @@ class LogEngine(Generic[S]):
                 )
                 break
             self._end, self._next_seq = record.end, record.seq + 1
+        self._scanned = size
         if tail is not None:
             self._on_tail(tail, exclusive)
 
     def _on_tail(self, tail: Tail, exclusive: bool) -> None:
+        """A torn tail is cut by a writer holding the exclusive lock or, read
+        only, reported as what a writer would cut. Damage is cut only by a
+        writer in ``POINT_IN_TIME`` mode; everywhere else it fails closed."""
         if tail.kind is TailKind.TORN:
             if self._recovery is RecoveryMode.ABSOLUTE_CONSISTENCY:
                 raise damage_error(
@@ -268,7 +372,11 @@ class LogEngine(Generic[S]):
                     f"torn tail of {tail.dropped} bytes ({tail.reason}), "
                     "not truncated in ABSOLUTE_CONSISTENCY recovery mode",
                 )
-            if exclusive:
+            if self.read_only:
+                self.torn_tail = TornTail(
+                    offset=tail.offset, dropped=tail.dropped, reason=tail.reason
+                )
+            elif exclusive:
                 self._repair(tail, keep_copy=False)
         elif exclusive and self._recovery is RecoveryMode.POINT_IN_TIME:
             self._repair(tail, keep_copy=True)
@@ -276,10 +384,11 @@ class LogEngine(Generic[S]):
             raise damage_error(self.path, tail.offset, tail.reason)
 
     def _repair(self, tail: Tail, *, keep_copy: bool) -> None:
+        assert self._fd is not None
         copy = self._fs.keep_copy(self._fd, self.path) if keep_copy else None
         self._fs.truncate(self._fd, tail.offset, self.path)
-        self._sync_now()
-        self._end = tail.offset
+        self._sync_or_poison(self._fd, truncate_to=None)
+        self._end = self._scanned = tail.offset
         self.torn_tail = TornTail(
             offset=tail.offset, dropped=tail.dropped, reason=tail.reason, copy_path=copy
         )
@@ -294,81 +403,128 @@ class LogEngine(Generic[S]):
 
     # -- writing -------------------------------------------------------------
 
-    def write(self, decide: Callable[[], tuple[bytes, Callable[[], None]] | None]) -> None:
-        """The one writer path. Under the locks, after catching up, ``decide()``
-        validates against the current state and returns ``(payload, commit)``
-        (or ``None``: nothing to write); the payload is appended as one record
-        and synced per policy, then ``commit()`` updates memory."""
-        with self._lock:
-            self._check(writing=True)
-            with self._fs.locked(self._fd, self.path, exclusive=True):
-                self._catch_up(exclusive=True)
-                pending = decide()
-                if pending is None:
-                    return
-                payload, commit = pending
-                start = self._end
-                seq = 1 if start == 0 else self._next_seq
-                data = encode_record(self.state.record_type, seq, payload)
-                if start == 0:  # a zero-length file: write its base first
-                    data = initial_bytes(self.state) + data
-                try:
-                    self._fs.write_at(self._fd, data, start, self.path)
-                except StorageError as exc:
-                    raise self._poison(exc, truncate_to=start) from exc
-                if self._sync is SyncPolicy.DURABLE:
-                    self._sync_now(truncate_to=start)
-                if start == 0:
-                    self.base_verified = True
-                self._end, self._next_seq = start + len(data), seq + 1
-                commit()
-                written = self._end
+    def write(self, decide: Decide[S]) -> None:
+        """The one writer path. Under the locks, after catching up,
+        ``decide(state)`` validates and returns ``(payload, commit)`` (or
+        ``None``: nothing to write); the payload is appended as one record and
+        synced per policy. Memory shows the record only once it is durable.
+
+        Under ``SyncPolicy.GROUP``, callers arriving while a flush is in flight
+        queue up; the next leader writes all their records in one ``pwrite``
+        and covers them with one sync."""
+        ticket = _Ticket(decide)
         if self._sync is SyncPolicy.GROUP:
-            self._group_sync(written)
+            self._group_write(ticket)
+        else:
+            self._write_batch([ticket])
+        if ticket.error is not None:
+            raise ticket.error
+
+    def _group_write(self, ticket: _Ticket) -> None:
+        with self._group:
+            self._queue.append(ticket)
+            while self._leading and not ticket.done:
+                self._group.wait()
+            if ticket.done:
+                return
+            self._leading = True
+            batch, self._queue = self._queue, []
+        try:
+            self._write_batch(batch)
+        finally:
+            with self._group:
+                self._leading = False
+                self._group.notify_all()
+
+    def _write_batch(self, tickets: list[_Ticket]) -> None:
+        """Decide, write and sync `tickets` as consecutive records. Each ticket
+        ends done, with its own error if it failed."""
+        try:
+            with self._lock:
+                fd = self._ready(writing=True)
+                assert fd is not None
+                with self._fs.locked(fd, self.path, exclusive=True):
+                    self._catch_up(exclusive=True)
+                    self._append(fd, tickets)
+        except BaseException as exc:
+            for ticket in tickets:
+                if not ticket.done:
+                    ticket.error = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for ticket in tickets:
+                ticket.done = True
+
+    def _append(self, fd: int, tickets: list[_Ticket]) -> None:
+        """Under both locks: each ticket's decision is applied to memory at
+        once (so the next ticket validates against it), but no reader can see
+        memory or the file until the batch is durable; a failed write or sync
+        truncates the batch away and rebuilds memory from the file."""
+        start = self._end
+        seq = 1 if start == 0 else self._next_seq
+        chunks = [initial_bytes(self.state)] if start == 0 else []
+        written: list[_Ticket] = []
+        for ticket in tickets:
+            try:
+                pending = ticket.decide(self.state)
+                if pending is not None:
+                    payload, commit = pending
+                    chunks.append(encode_record(self.state.record_type, seq, payload))
+                    commit()
+                    written.append(ticket)
+                    seq += 1
+            except Exception as exc:  # this caller's error only
+                ticket.error = exc
+            ticket.done = True
+        if not written:
+            return
+        data = b"".join(chunks)
+        try:
+            self._fs.write_at(fd, data, start, self.path)
+            if self._sync is not SyncPolicy.NONE:
+                self._fs.sync(fd, self.path)
+        except StorageError as exc:
+            error = self._poison(exc, truncate_to=start)
+            self._rebuild(start)
+            for ticket in written:
+                ticket.error = error
+            return
+        if start == 0:
+            self.base_verified = True
+        self._end = self._scanned = start + len(data)
+        self._next_seq = seq
+
+    def _rebuild(self, durable_end: int) -> None:
+        """After a failed write or sync: memory again holds only the first
+        `durable_end` bytes of the file (what was durable before)."""
+        self.state = self._new_state()
+        self.base_verified = False
+        self._end = self._scanned = self._next_seq = 0
+        if durable_end:
+            self._catch_up(exclusive=False)
 
     def sync(self) -> None:
         """Make every record written so far durable (for ``SyncPolicy.NONE``)."""
         with self._lock:
-            self._check(writing=True)
-            self._sync_now()
+            fd = self._ready(writing=True)
+            assert fd is not None
+            self._sync_or_poison(fd, truncate_to=None)
 
-    def _sync_now(self, truncate_to: int | None = None) -> None:
+    def _sync_or_poison(self, fd: int, *, truncate_to: int | None) -> None:
         try:
-            self._fs.sync(self._fd, self.path)
+            self._fs.sync(fd, self.path)
         except StorageError as exc:
             raise self._poison(exc, truncate_to=truncate_to) from exc
 
-    def _group_sync(self, written: int) -> None:
-        """Leader/follower sync: one ``fdatasync`` covers every record written
-        before it started; each caller returns once its record is covered."""
-        with self._group:
-            while True:
-                if self._synced >= written:
-                    return
-                if self._poisoned is not None:
-                    raise self._poisoned_error()
-                if not self._syncing:
-                    break
-                self._group.wait()
-            self._syncing = True
-            target = self._end
-        try:
-            self._fs.sync(self._fd, self.path)
-        except StorageError as exc:
-            with self._group:
-                self._syncing = False
-                error = self._poison(exc, truncate_to=None)
-                self._group.notify_all()
-            raise error from exc
-        with self._group:
-            self._synced = max(self._synced, target)
-            self._syncing = False
-            self._group.notify_all()
-
     def _poison(self, exc: StorageError, *, truncate_to: int | None) -> LogPoisonedError:
+        """Refuse writes from now on; drop what was never acknowledged. If the
+        file cannot be cut back, this instance still never shows those bytes."""
         self._poisoned = str(exc)
-        if truncate_to is not None:  # best effort: drop the record never acknowledged
+        if truncate_to is not None:
+            self._hidden_from = truncate_to
             with contextlib.suppress(StorageError):
+                assert self._fd is not None
                 self._fs.truncate(self._fd, truncate_to, self.path)
         return self._poisoned_error()
 
@@ -378,14 +534,9 @@ class LogEngine(Generic[S]):
             f"failed ({self._poisoned})"
         )
 
-    def _check(self, *, writing: bool) -> None:
-        if self._closed:
-            raise StorageError(f"log {self.path} is closed")
-        if writing and self._poisoned is not None:
-            raise self._poisoned_error()
-
     def close(self) -> None:
-        """Release the file descriptor (idempotent)."""
+        """Release the file descriptor (idempotent). Waits for a write or flush
+        in flight; nothing is written or synced through the descriptor after."""
         with self._lock:
             self._closed = True
-            self._finalizer()
+            self._release()
