@@ -46,7 +46,8 @@ from .errors import (
     SchemaVersionError,
     StorageError,
 )
-from .handlers import AgreementWalHandler, EvidencePersistenceHandler, WalSyncMode
+from .evidence import EvidencePersistenceHandler
+from .handlers import AgreementWalHandler, WalSyncMode
 from .index import OperationSummary
 from .model import (
     AgreementEvidence,

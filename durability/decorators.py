@@ -14,7 +14,8 @@ from typing import Any, Protocol, TypeVar, cast
 from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact, WalSyncRequest
 from .backends.protocols import AgreementWal, EvidenceOutcomeCache
 from .effects import EffectOutcome, EffectRequest
-from .handlers import AgreementWalHandler, EvidencePersistenceHandler, EvidenceResolver, WalSyncMode
+from .evidence import EvidencePersistenceHandler, EvidenceResolver
+from .handlers import AgreementWalHandler, WalSyncMode
 
 __all__ = [
     "EvidenceCachedFunction",

@@ -217,6 +217,26 @@ class AsyncEffectHandler(Protocol):
         """Perform the effect `request` asks for."""
 
 
+class _Forwarding:
+    """Base of the handler wrappers (`durability.handlers`,
+    `durability.evidence`): forward every attribute the wrapper does not
+    define to the wrapped handler `_inner`."""
+
+    _inner: Any
+
+    @property
+    def inner(self) -> Any:
+        """The wrapped handler."""
+        return self._inner
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails. Dunders and our own private
+        # state are never forwarded (copy, pickle and half-built instances).
+        if name.startswith("__") or name == "_inner":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
 def is_async_handler(inner: object) -> bool:
     """True when `inner.handle_effect` is a coroutine function."""
     method = getattr(inner, "handle_effect", None)

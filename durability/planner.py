@@ -1,7 +1,7 @@
 """The recovery planner: what to do with each operation after a crash. Pure.
 
-Given a checkpoint (its tick and its state), the agreement WAL and the
-evidence outcome cache, `DurableRecoveryPlan.from_checkpoint` decides, for
+Given a checkpoint (its tick and its state, or none), the agreement WAL and
+the evidence outcome cache, `DurableRecoveryPlan.from_checkpoint` decides, for
 every operation with an entry after the checkpoint, whether to re-execute it,
 resume it from its evidence boundary, reuse its finalized result or preserve
 its terminal outcome. ``specs/recovery.md`` states the rules with a worked
@@ -263,7 +263,8 @@ class DurableRecoveryPlan:
 
     * `checkpoint_state`: the caller's checkpoint, kept as given;
     * `metadata`: the `DurableRecoveryMetadata` summary;
-    * `wal_suffix`: the entries with ``tick > checkpoint_tick``, in WAL order;
+    * `wal_suffix`: the entries with ``tick > checkpoint_tick`` (every entry
+      when planned without a checkpoint), in WAL order;
     * `evidence_cache`: the cache the plan was built with;
     * `decisions`: one sound decision per operation with a suffix entry,
       sorted by operation id, anomalies excepted;
@@ -282,19 +283,22 @@ class DurableRecoveryPlan:
     @classmethod
     def from_checkpoint(
         cls,
-        checkpoint_tick: int,
+        checkpoint_tick: int | None,
         checkpoint_state: Any,
         wal: AgreementWalArtifact | Iterable[WalEntry],
         evidence_cache: EvidenceOutcomeCacheArtifact,
         *,
         strict: bool = True,
     ) -> DurableRecoveryPlan:
-        """Plan recovery from the checkpoint taken at `checkpoint_tick`.
+        """Plan recovery from the checkpoint taken at `checkpoint_tick`, or,
+        with ``checkpoint_tick=None``, with no checkpoint at all.
 
         `wal` is an `AgreementWalArtifact` or any iterable of WAL entries in
         WAL order (it is iterated exactly once). Entry ticks need not be
         ordered: an entry belongs to the suffix when its tick is above
-        `checkpoint_tick`.
+        `checkpoint_tick`. With ``None`` every entry is in the suffix (tick 0
+        included), every decision's `checkpoint_level` is ``NONE`` and the
+        metadata's `checkpoint_tick` is 0.
 
         Raises `EscalationOrderError` when the WAL's escalations regress or
         are reordered, and, when `strict` (the default), `InconsistentWalError`
@@ -320,7 +324,7 @@ class DurableRecoveryPlan:
             if summary is None:
                 summary = summaries[op] = OperationRecovery(op)
             tick = entry.tick
-            in_suffix = tick > checkpoint_tick
+            in_suffix = checkpoint_tick is None or tick > checkpoint_tick
             summary.observe(entry, in_suffix=in_suffix, cache=evidence_cache)
             if in_suffix:
                 suffix.append(entry)
@@ -329,7 +333,7 @@ class DurableRecoveryPlan:
                 if high is None or tick > high:
                     high = tick
         return cls._assemble(
-            checkpoint_tick=checkpoint_tick,
+            checkpoint_tick=0 if checkpoint_tick is None else checkpoint_tick,
             checkpoint_state=checkpoint_state,
             summaries=[s for s in summaries.values() if s.in_suffix],
             suffix=suffix,

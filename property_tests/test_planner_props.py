@@ -8,16 +8,19 @@ from hypothesis import strategies as st
 
 from durability.artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact, WalEntry
 from durability.errors import InconsistentWalError
+from durability.model import AgreementLevel
 from durability.planner import DurableRecoveryAction, DurableRecoveryPlan, is_sound
 from durability.testing import cache_artifacts, ticks, valid_wal_entries
 
 PROPS = settings(max_examples=100, deadline=None)
+# a checkpoint tick, or None: planning with no checkpoint at all
+checkpoints = st.none() | ticks()
 
 
 @PROPS
-@given(valid_wal_entries(), ticks(), cache_artifacts())
+@given(valid_wal_entries(), checkpoints, cache_artifacts())
 def test_every_decision_on_a_valid_wal_is_sound(
-    entries: list[WalEntry], checkpoint: int, cache: EvidenceOutcomeCacheArtifact
+    entries: list[WalEntry], checkpoint: int | None, cache: EvidenceOutcomeCacheArtifact
 ) -> None:
     plan = DurableRecoveryPlan.from_checkpoint(
         checkpoint, None, AgreementWalArtifact(entries=entries), cache, strict=False
@@ -27,9 +30,9 @@ def test_every_decision_on_a_valid_wal_is_sound(
 
 
 @PROPS
-@given(valid_wal_entries(), ticks(), cache_artifacts())
+@given(valid_wal_entries(), checkpoints, cache_artifacts())
 def test_decisions_and_anomalies_partition_the_suffix_operations(
-    entries: list[WalEntry], checkpoint: int, cache: EvidenceOutcomeCacheArtifact
+    entries: list[WalEntry], checkpoint: int | None, cache: EvidenceOutcomeCacheArtifact
 ) -> None:
     plan = DurableRecoveryPlan.from_checkpoint(
         checkpoint, None, AgreementWalArtifact(entries=entries), cache, strict=False
@@ -39,7 +42,9 @@ def test_decisions_and_anomalies_partition_the_suffix_operations(
     assert list(plan.anomalies) == sorted(plan.anomalies)
     assert not set(decided) & set(plan.anomalies)
     assert set(decided) | set(plan.anomalies) == {e.operation_id for e in plan.wal_suffix}
-    assert list(plan.wal_suffix) == [e for e in entries if e.tick > checkpoint]
+    assert list(plan.wal_suffix) == [
+        e for e in entries if checkpoint is None or e.tick > checkpoint
+    ]
     meta = plan.metadata
     resumed = {
         DurableRecoveryAction.REEXECUTE_FROM_SCRATCH,
@@ -57,9 +62,9 @@ def test_decisions_and_anomalies_partition_the_suffix_operations(
 
 
 @PROPS
-@given(valid_wal_entries(), ticks(), cache_artifacts())
+@given(valid_wal_entries(), checkpoints, cache_artifacts())
 def test_strict_raises_exactly_when_there_are_anomalies(
-    entries: list[WalEntry], checkpoint: int, cache: EvidenceOutcomeCacheArtifact
+    entries: list[WalEntry], checkpoint: int | None, cache: EvidenceOutcomeCacheArtifact
 ) -> None:
     wal = AgreementWalArtifact(entries=entries)
     lenient = DurableRecoveryPlan.from_checkpoint(checkpoint, None, wal, cache, strict=False)
@@ -97,3 +102,21 @@ def test_cached_ids_are_suffix_evidence_in_the_cache(data: st.DataObject) -> Non
         ids = list(decision.cached_evidence_ids)
         assert len(ids) == len(set(ids))
         assert all(cache.get(i) is not None for i in ids)
+
+
+@PROPS
+@given(valid_wal_entries(), cache_artifacts())
+def test_no_checkpoint_plans_every_entry_from_level_none(
+    entries: list[WalEntry], cache: EvidenceOutcomeCacheArtifact
+) -> None:
+    plan = DurableRecoveryPlan.from_checkpoint(
+        None, None, AgreementWalArtifact(entries=entries), cache, strict=False
+    )
+    assert list(plan.wal_suffix) == entries
+    assert plan.metadata.checkpoint_tick == 0
+    assert {d.operation_id for d in plan.decisions} | set(plan.anomalies) == {
+        e.operation_id for e in entries
+    }
+    for decision in plan.decisions:
+        assert decision.checkpoint_level is AgreementLevel.NONE
+        assert is_sound(decision), decision

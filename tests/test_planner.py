@@ -84,7 +84,7 @@ def cache(*evidence_ids: str) -> EvidenceOutcomeCacheArtifact:
 
 
 def plan(
-    checkpoint: int,
+    checkpoint: int | None,
     entries: list[WalEntry],
     evidence: EvidenceOutcomeCacheArtifact | None = None,
     *,
@@ -105,7 +105,7 @@ def only(p: DurableRecoveryPlan) -> DurableRecoveryDecision:
 
 
 # (name, checkpoint, entries, expected fields of the single decision)
-CASES: list[tuple[str, int, list[WalEntry], dict[str, Any]]] = [
+CASES: list[tuple[str, int | None, list[WalEntry], dict[str, Any]]] = [
     (
         "suffix_escalation_below_soft_safe_reexecutes",
         0,
@@ -191,6 +191,18 @@ CASES: list[tuple[str, int, list[WalEntry], dict[str, Any]]] = [
         [esc("a", N, S, 1), gate("a", S, 11)],
         {"gate_crossed": True, "gate_level": S, "checkpoint_level": S},
     ),
+    (
+        "no_checkpoint_counts_every_entry_in_the_suffix",
+        None,
+        [esc("a", N, S, 0), fin("a", O.FINALIZED, 0), gate("a", F, 3)],
+        {
+            "level": F,
+            "checkpoint_level": N,
+            "action": A.REUSE_FINALIZED,
+            "gate_crossed": True,
+            "gate_level": F,
+        },
+    ),
 ]
 
 
@@ -199,7 +211,9 @@ CASES: list[tuple[str, int, list[WalEntry], dict[str, Any]]] = [
     [case[1:] for case in CASES],
     ids=[case[0] for case in CASES],
 )
-def test_decision_rules(checkpoint: int, entries: list[WalEntry], expected: dict[str, Any]) -> None:
+def test_decision_rules(
+    checkpoint: int | None, entries: list[WalEntry], expected: dict[str, Any]
+) -> None:
     decision = only(plan(checkpoint, entries))
     actual = {name: getattr(decision, name) for name in expected}
     assert actual == expected
@@ -237,6 +251,52 @@ def test_metadata_of_an_empty_suffix() -> None:
     assert p.metadata.wal_tail_start_tick is None
     assert p.metadata.highest_recovered_tick is None
     assert list(p.metadata.cached_evidence_ids) == ["x"]
+
+
+TICK_ZERO: list[WalEntry] = [
+    ev("boot", "ev-0", S, 0),
+    esc("boot", N, S, 0),
+    gate("boot", S, 0),
+    esc("late", N, P, 4),
+]
+
+
+def test_tick_zero_operation_gets_a_decision_without_a_checkpoint_only() -> None:
+    # Regression: planning "no checkpoint" as checkpoint 0 dropped "boot".
+    at_zero = plan(0, TICK_ZERO, cache("ev-0"))
+    assert [d.operation_id for d in at_zero.decisions] == ["late"]
+    none = plan(None, TICK_ZERO, cache("ev-0"))
+    assert [d.operation_id for d in none.decisions] == ["boot", "late"]
+    assert none.decisions[0] == DurableRecoveryDecision(
+        operation_id="boot",
+        level=S,
+        action=A.RESUME_FROM_EVIDENCE_BOUNDARY,
+        cached_evidence_ids=["ev-0"],
+        gate_crossed=True,
+        gate_level=S,
+    )
+    assert list(none.wal_suffix) == TICK_ZERO
+    assert list(none.metadata.resumed_operation_ids) == ["boot", "late"]
+
+
+def test_no_checkpoint_metadata_tick_is_zero_and_tail_starts_at_first_tick() -> None:
+    p = plan(None, TICK_ZERO)
+    assert p.metadata.checkpoint_tick == 0
+    assert (p.metadata.wal_tail_start_tick, p.metadata.highest_recovered_tick) == (0, 4)
+    assert plan(None, []).metadata.checkpoint_tick == 0
+
+
+def test_no_checkpoint_levels_are_none_and_every_gate_is_checked() -> None:
+    entries: list[WalEntry] = [esc("a", N, S, 0), esc("b", N, P, 0), gate("b", S, 0)]
+    p = plan(None, entries, strict=False)
+    assert {d.checkpoint_level for d in p.decisions} == {N}
+    assert p.anomalies == ("b",)
+    assert plan(0, entries).decisions == ()  # at checkpoint 0 the gate is not checked
+
+
+def test_negative_checkpoint_tick_is_still_refused() -> None:
+    with pytest.raises(ValueError, match="checkpoint_tick"):
+        plan(-1, [esc("a", N, P, 0)])
 
 
 def test_metadata_splits_resumed_and_terminal_operations() -> None:
