@@ -32,8 +32,8 @@ from .artifact import WalSyncRequest
 from .codec import dumps
 from .effects import EffectOutcome, EffectRequest
 from .errors import DurabilityError
+from .evidence import EvidencePersistenceHandler
 from .fileio import FileSystem
-from .handlers import EvidencePersistenceHandler
 from .model import (
     AgreementEvidence,
     AgreementEvidenceKind,

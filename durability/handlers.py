@@ -44,12 +44,6 @@ from .effects import (
     failed,
     is_async_handler,
 )
-
-# Transitional re-export so ``from .handlers import EvidencePersistenceHandler``
-# (durability/store.py, durability/demo.py) keeps working until those import
-# from `durability.evidence`; remove it then. No cycle: evidence.py does not
-# import this module.
-from .evidence import EvidencePersistenceHandler as EvidencePersistenceHandler
 from .index import OperationSummary, WalIndex
 from .model import AgreementEvidenceKind, AgreementLevel, max_level
 

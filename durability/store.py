@@ -35,8 +35,9 @@ from .backends.file import (
 from .codec import decode_item, dumps
 from .effects import EffectRequest
 from .errors import DecodeError, StorageError
+from .evidence import EvidencePersistenceHandler
 from .fileio import DEFAULT_FS, FileSystem
-from .handlers import AgreementWalHandler, EvidencePersistenceHandler, WalSyncMode
+from .handlers import AgreementWalHandler, WalSyncMode
 from .persisted import MAX_ARTIFACT_BYTES, envelope_plain, payload_from_envelope
 from .planner import DurableRecoveryPlan
 

@@ -136,10 +136,14 @@ class ReaderOnly:
         self.root = Path(tempfile.mkdtemp(prefix="durability-ro-"))
         os.chmod(self.root, 0o755)
 
-    def run(self, fn: Callable[[Path], Any]) -> str:
+    def freeze(self) -> None:
+        """Make the whole tree read-only (readable by everyone)."""
         for path in self.root.rglob("*"):
             os.chmod(path, 0o555 if path.is_dir() else 0o444)
         os.chmod(self.root, 0o555)
+
+    def run(self, fn: Callable[[Path], Any]) -> str:
+        """`fn(root)` as a reader of the frozen tree; returns its result's repr."""
         if os.geteuid() != 0:
             return repr(fn(self.root))
         read, write = os.pipe()
@@ -188,6 +192,7 @@ def test_a_user_who_may_only_read_can_plan(reader_only: ReaderOnly) -> None:
         store.wal.append(esc("op", L.NONE, L.SOFT_SAFE, 1))
         store.checkpoint(0, b"zero")
     torn_wal(state / "wal.log.torn")  # an unrelated torn log beside them stays as it is
+    reader_only.freeze()
     before = snapshot(reader_only.root)
     assert reader_only.run(_plan_decisions) == "['op']"
     assert snapshot(reader_only.root) == before
