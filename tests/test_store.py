@@ -83,12 +83,14 @@ def test_checkpoints_are_listed_and_latest_is_used(tmp_path: Path) -> None:
         assert [d.checkpoint_level for d in plan.decisions] == [L.PROVISIONAL]
 
 
-def test_no_checkpoint_plans_from_tick_zero(tmp_path: Path) -> None:
+def test_no_checkpoint_plans_every_entry_tick_zero_included(tmp_path: Path) -> None:
     with StateDirectory(tmp_path) as store:
+        store.wal.append(ev("at-zero", "e0", L.SOFT_SAFE, 0))
         store.wal.append(ev("a", "e", L.PROVISIONAL, 1))
         plan = store.plan_recovery()
     assert plan.metadata.checkpoint_tick == 0 and plan.checkpoint_state is None
-    assert [d.operation_id for d in plan.decisions] == ["a"]
+    assert [d.operation_id for d in plan.decisions] == ["a", "at-zero"]
+    assert [d.checkpoint_level for d in plan.decisions] == [L.NONE, L.NONE]
 
 
 def test_damaged_checkpoint_fails_closed_naming_file(tmp_path: Path) -> None:
