@@ -15,6 +15,12 @@ record (sequence 0) holding the base's length and crc32.
 `scan_log` classifies what follows the last good record: nothing, a *torn
 tail* (exactly the four cases of FORMAT.md §2, `TailKind.TORN`) or damage
 (`TailKind.DAMAGE`). Damage in the base raises `DecodeError` at once.
+
+The fourth torn-tail case is a run of zero bytes reaching the end of the file
+(a file system that extended the size but never wrote the blocks). It may
+start anywhere inside a record, header included; the tail then starts at that
+record's first byte. It is only ever used to explain a record that fails to
+verify: a valid record whose payload happens to end in zero bytes is kept.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -41,6 +47,7 @@ __all__ = [
     "damage_error",
     "encode_record",
     "scan_log",
+    "zero_run_start",
 ]
 
 _HEADER = struct.Struct("<IB3sQII")
@@ -73,12 +80,20 @@ class TailKind(enum.Enum):
 @attrs.frozen(kw_only=True)
 class Tail:
     """The bytes from `offset` to the end of the file (`dropped` of them) that
-    are not whole, valid records, and why."""
+    are not whole, valid records, and why.
+
+    `records_dropped` counts the records, whole or partial, a torn tail cuts:
+    exactly one for a cut header, a payload running past the end of the file
+    or a bad last payload; for a run of zero bytes a lower bound (the zeros
+    hide how many records they replaced), which `reason` words as "at least".
+    It is 0 for damage.
+    """
 
     offset: int
     dropped: int
     kind: TailKind
     reason: str
+    records_dropped: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -139,6 +154,65 @@ def base_checksum_payload(base: bytes) -> bytes:
     return dumps({"base_length": len(base), "base_crc32": zlib.crc32(base)})
 
 
+#: Bytes copied at a time while looking for the start of a trailing zero run.
+_ZERO_SCAN_BLOCK = 64 * 1024
+
+
+def zero_run_start(data: bytes) -> int:
+    """Where the run of zero bytes that reaches the end of `data` starts
+    (``len(data)`` if the last byte is not zero, 0 if every byte is).
+
+    Costs O(length of the run): only the run and one block before it are read.
+
+    >>> zero_run_start(b"ab\\0\\0"), zero_run_start(b"ab"), zero_run_start(bytes(3))
+    (2, 2, 0)
+    """
+    end = len(data)
+    while end:
+        start = max(0, end - _ZERO_SCAN_BLOCK)
+        kept = len(data[start:end].rstrip(b"\0"))
+        if kept:
+            return start + kept
+        end = start
+    return 0
+
+
+class _Failure(NamedTuple):
+    """Why the record at some offset does not verify, and what could explain it."""
+
+    reason: str
+    #: One of torn-tail cases 1-3 (the file ends inside or right after it).
+    torn: bool = False
+    #: A zero run reaching the end of the file that starts before this offset
+    #: explains the failure (case 4); 0 when nothing would.
+    zeros_explain_before: int = 0
+    #: How many records such a zero run drops, at least.
+    records_if_zeroed: int = 1
+
+
+def _tail(failure: _Failure, pos: int, size: int, zeros: int, origin: int) -> Tail:
+    """Classify the bytes from `pos` (a record boundary) on, where `failure`
+    was found, given that every byte from `zeros` on is zero."""
+    kind, count, reason = TailKind.TORN, 1, failure.reason
+    if zeros <= pos:  # nothing but zeros from this record boundary on
+        reason = _zero_reason(origin + pos, 1)
+    elif failure.torn:
+        pass
+    elif zeros < failure.zeros_explain_before:  # zeros from inside this record on
+        count = failure.records_if_zeroed
+        reason = _zero_reason(origin + zeros, count)
+    else:
+        kind, count = TailKind.DAMAGE, 0
+    return Tail(
+        offset=origin + pos, dropped=size - pos, kind=kind, reason=reason, records_dropped=count
+    )
+
+
+def _zero_reason(offset: int, records: int) -> str:
+    what = "record" if records == 1 else "records"
+    return f"zero bytes from offset {offset} to end of file (at least {records} {what} dropped)"
+
+
 def _header_at(data: bytes, pos: int) -> tuple[int, bytes, int, int, int] | None:
     """``(type, reserved, seq, length, payload_crc)`` if the header verifies."""
     crc, rtype, reserved, seq, length, payload_crc = _HEADER.unpack_from(data, pos)
@@ -188,78 +262,74 @@ def scan_log(data: bytes, *, name: str, origin: int = 0, next_seq: int = 0) -> L
     offset) for a damaged base or base checksum record, and
     `ArtifactTooLargeError` for a base over `MAX_ARTIFACT_BYTES`; damage
     after the base is returned as a `Tail` so callers choose the recovery.
+
+    A run of zero bytes reaching the end of `data` that starts inside (or
+    before) the first record failing to verify makes a torn tail starting at
+    that record; `Tail.reason` and `Tail.records_dropped` say how many records
+    it drops, at least. Linear in ``len(data)``.
     """
     size = len(data)
+    zeros = zero_run_start(data)  # every byte from here to the end is zero
     pos, base, base_end, verified = 0, None, origin, False
     seq = next_seq
     records: list[Record] = []
-    tail: Tail | None = None
+    failure: _Failure | None = None
 
-    def stop(kind: TailKind, reason: str) -> Tail:
-        return Tail(offset=origin + pos, dropped=size - pos, kind=kind, reason=reason)
-
-    if origin == 0 and size and data.count(0) != size:
+    if origin == 0 and zeros:  # an all-zero file has no base
         base, pos = _decode_base(data, name)
         base_end = pos
     while pos < size:
         left = size - pos
         if left < HEADER_SIZE:
-            zeros = data.count(0, pos) == left
-            why = (
-                "zero bytes to end of file" if zeros else f"incomplete record header ({left} bytes)"
-            )
-            tail = stop(TailKind.TORN, why)
+            failure = _Failure(f"incomplete record header ({left} bytes)", torn=True)
             break
         header = _header_at(data, pos)
-        if header is None:
-            if data.count(0, pos) == left:
-                tail = stop(TailKind.TORN, "zero bytes to end of file")
-            else:
-                tail = stop(TailKind.DAMAGE, "record header checksum mismatch")
+        if header is None:  # zeros from inside the header explain it; its length is unknown
+            failure = _Failure(
+                "record header checksum mismatch", zeros_explain_before=pos + HEADER_SIZE
+            )
             break
         rtype, reserved, rseq, length, payload_crc = header
         if rtype not in RecordType._value2member_map_:
-            tail = stop(TailKind.DAMAGE, f"unknown record type {rtype}")
-            break
-        if reserved != _RESERVED:
-            tail = stop(TailKind.DAMAGE, f"nonzero reserved header bytes in record {rseq}")
-            break
-        if rseq != seq:
-            tail = stop(TailKind.DAMAGE, f"sequence gap: expected record {seq}, found {rseq}")
-            break
-        if length > MAX_ARTIFACT_BYTES:
-            tail = stop(
-                TailKind.DAMAGE, f"record length {length} exceeds the {MAX_ARTIFACT_BYTES}-byte cap"
-            )
+            failure = _Failure(f"unknown record type {rtype}")
+        elif reserved != _RESERVED:
+            failure = _Failure(f"nonzero reserved header bytes in record {rseq}")
+        elif rseq != seq:
+            failure = _Failure(f"sequence gap: expected record {seq}, found {rseq}")
+        elif length > MAX_ARTIFACT_BYTES:
+            failure = _Failure(f"record length {length} exceeds the {MAX_ARTIFACT_BYTES}-byte cap")
+        if failure is not None:
             break
         end = pos + HEADER_SIZE + length
         if end > size:
-            tail = stop(
-                TailKind.TORN,
+            failure = _Failure(
                 f"payload of record {seq} runs past end of file "
                 f"({length} bytes declared, {left - HEADER_SIZE} present)",
+                torn=True,
             )
             break
         payload = data[pos + HEADER_SIZE : end]
         if zlib.crc32(payload) != payload_crc:
             if end == size:
-                tail = stop(TailKind.TORN, f"payload checksum mismatch in last record {seq}")
-            else:
-                tail = stop(
-                    TailKind.DAMAGE,
+                failure = _Failure(f"payload checksum mismatch in last record {seq}", torn=True)
+            else:  # zeros from inside it: it and at least one record after it are lost
+                failure = _Failure(
                     f"payload checksum mismatch in record {seq} with {size - end} bytes after it",
+                    zeros_explain_before=end,
+                    records_if_zeroed=2,
                 )
             break
         kind = RecordType(rtype)
         if kind is RecordType.BASE_CHECKSUM:
             if base is None or pos != base_end or seq != 0:
-                tail = stop(TailKind.DAMAGE, f"unexpected base checksum record {seq}")
+                failure = _Failure(f"unexpected base checksum record {seq}")
                 break
             _check_base(data, base_end, payload, name, origin + pos)
             verified = True
         records.append(Record(offset=origin + pos, type=kind, seq=seq, payload=payload))
         seq += 1
         pos = end
+    tail = None if failure is None else _tail(failure, pos, size, zeros, origin)
     return LogScan(
         base=base,
         base_end=base_end,

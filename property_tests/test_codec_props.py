@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from durability.artifact import AgreementWalArtifact, WalEntry
-from durability.errors import EscalationOrderError
+from durability.artifact import (
+    AgreementWalArtifact,
+    EvidenceOutcomeCacheArtifact,
+    EvidenceOutcomeCacheEntry,
+    WalEntry,
+)
+from durability.codec import MAX_DEPTH, RESPONSE_DEPTH, decode_item, dumps, from_plain, to_plain
+from durability.effects import EffectOutcome
+from durability.errors import EncodeError, EscalationOrderError
 from durability.persisted import PersistedDurabilityArtifact
 from durability.testing import (
     assert_escalations_monotonic,
@@ -49,3 +57,42 @@ def test_assert_helper_agrees_with_validation(wal: AgreementWalArtifact) -> None
             assert_escalations_monotonic(wal.entries)
     else:
         assert_escalations_monotonic(wal.entries)
+
+
+def _nest(depth: int, use_maps: list[bool]) -> object:
+    value: object = 0
+    for level in range(depth):
+        value = {"k": value} if use_maps[level % len(use_maps)] else [value]
+    return value
+
+
+@PROPS
+@given(
+    st.integers(min_value=MAX_DEPTH - RESPONSE_DEPTH - 4, max_value=MAX_DEPTH),
+    st.lists(st.booleans(), min_size=1, max_size=5),
+)
+def test_a_cache_entry_encodes_exactly_when_its_exported_artifact_does(
+    depth: int, use_maps: list[bool]
+) -> None:
+    # whatever a log accepts (the record payload is encoded entry by entry),
+    # export can write, and decoding agrees with both
+    entry = EvidenceOutcomeCacheEntry(
+        evidence_id="e",
+        interface_name="i",
+        operation_name="o",
+        outcome=EffectOutcome.success(_nest(depth, use_maps)),
+    )
+    artifact = PersistedDurabilityArtifact.evidence_outcome_cache(
+        EvidenceOutcomeCacheArtifact(entries=[entry])
+    )
+    try:
+        record = dumps([to_plain(entry)])
+    except EncodeError:
+        with pytest.raises(EncodeError):
+            artifact.to_cbor()
+        assert depth > MAX_DEPTH - RESPONSE_DEPTH
+        return
+    assert depth <= MAX_DEPTH - RESPONSE_DEPTH
+    assert PersistedDurabilityArtifact.from_cbor(artifact.to_cbor()) == artifact
+    decoded = from_plain({"entries": decode_item(record)[0]}, EvidenceOutcomeCacheArtifact)
+    assert decoded.entries == (entry,)

@@ -262,3 +262,168 @@ def test_to_cbor_is_byte_stable() -> None:
         fin("a", FinalizationOutcome.TIMED_OUT, 1).stable_identity()
         == "finalization:a:TimedOut:-:-:1"
     )
+
+
+# -- nesting limits count from the root of the exported artifact (FORMAT.md §2) ----
+
+
+def _deepest_exportable_response() -> int:
+    """Containers a response may nest: 128 minus the 6 above it in a cache
+    artifact (envelope, payload, cache artifact, entries, entry, outcome)."""
+    return 128 - 6
+
+
+def _cache_record_log(response: object) -> bytes:
+    """A toolkit cache log whose one CACHE_BINDINGS record binds `response`,
+    written byte by byte (no encoder check in the way)."""
+    from durability.framing import RecordType, base_checksum_payload, encode_record
+
+    base = PersistedDurabilityArtifact.evidence_outcome_cache(
+        EvidenceOutcomeCacheArtifact()
+    ).to_cbor()
+    entry = {
+        "evidence_id": "e",
+        "interface_name": "Storage",
+        "operation_name": "write",
+        "outcome": {"status": {"status": "success"}, "response": response},
+    }
+    return (
+        base
+        + encode_record(RecordType.BASE_CHECKSUM, 0, base_checksum_payload(base))
+        + encode_record(RecordType.CACHE_BINDINGS, 1, cbor2.dumps([entry]))
+    )
+
+
+def test_response_depth_offset_is_the_containers_above_it_in_the_exported_artifact() -> None:
+    from durability.codec import RESPONSE_DEPTH, to_plain
+    from durability.persisted import envelope_plain
+
+    sentinel = ["sentinel"]
+    plain = envelope_plain(
+        EvidenceOutcomeCacheArtifact(entries=[binding("e", EffectOutcome.success(sentinel))])
+    )
+
+    def depth_of(value: object, depth: int) -> int | None:
+        if value is sentinel:
+            return depth
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list | tuple):
+            for child in children:  # type: ignore[union-attr]
+                found = depth_of(child, depth + 1)
+                if found is not None:
+                    return found
+        return None
+
+    assert depth_of(plain, 0) == RESPONSE_DEPTH == 6
+    assert (
+        to_plain(binding("e", EffectOutcome.success(sentinel)))["outcome"]["response"] is sentinel
+    )
+
+
+def test_cache_put_accepts_exactly_what_export_can_write(tmp_path: Path) -> None:
+    from durability import FileEvidenceOutcomeCache
+    from durability.backends.file import export_log
+
+    deepest = _deepest_exportable_response()
+    path = tmp_path / "cache.log"
+    with FileEvidenceOutcomeCache(path) as cache:
+        cache.put(binding("deepest", EffectOutcome.success(_nested(deepest))))
+    exported = export_log(path)
+    data = exported.to_cbor()
+    assert PersistedDurabilityArtifact.from_cbor(data) == exported
+    response = exported.into_evidence_outcome_cache().entries[0].outcome.response
+    assert response == _nested(deepest)
+
+
+@pytest.mark.parametrize("extra", [1, 2, 3])
+def test_cache_put_refuses_a_response_too_deep_to_export(tmp_path: Path, extra: int) -> None:
+    from durability import FileEvidenceOutcomeCache
+
+    path = tmp_path / "cache.log"
+    too_deep = binding(
+        "deep", EffectOutcome.success(_nested(_deepest_exportable_response() + extra))
+    )
+    with FileEvidenceOutcomeCache(path) as cache:
+        before = path.read_bytes()
+        with pytest.raises(EncodeError, match="128"):
+            cache.put(too_deep)
+        with pytest.raises(EncodeError, match="128"):
+            cache.put_if_absent(too_deep)
+        assert cache.get("deep") is None
+    assert path.read_bytes() == before
+
+
+def test_encoding_a_cache_entry_refuses_a_response_too_deep_to_export() -> None:
+    from durability.codec import to_plain
+
+    deepest = _deepest_exportable_response()
+    to_plain(binding("e", EffectOutcome.success(_nested(deepest))))
+    with pytest.raises(EncodeError, match="128"):
+        to_plain(binding("e", EffectOutcome.success(_nested(deepest + 1))))
+
+
+@pytest.mark.parametrize("extra", [1, 3])
+def test_cache_record_too_deep_to_export_is_refused_on_read(tmp_path: Path, extra: int) -> None:
+    from durability import FileEvidenceOutcomeCache
+    from durability.backends.file import export_log, inspect_log
+
+    path = tmp_path / "cache.log"
+    path.write_bytes(_cache_record_log(_nested(_deepest_exportable_response() + extra)))
+    with pytest.raises(DecodeError, match=r"cache\.log record 1 at byte offset \d+.*128"):
+        FileEvidenceOutcomeCache(path)
+    with pytest.raises(DecodeError, match="128"):
+        inspect_log(path)
+    with pytest.raises(DecodeError, match="128"):
+        export_log(path)
+
+
+def test_cache_record_at_the_deepest_exportable_depth_is_read_and_exports(tmp_path: Path) -> None:
+    from durability import FileEvidenceOutcomeCache
+    from durability.backends.file import export_log
+
+    deepest = _nested(_deepest_exportable_response())
+    path = tmp_path / "cache.log"
+    path.write_bytes(_cache_record_log(deepest))
+    with FileEvidenceOutcomeCache(path) as cache:
+        bound = cache.get("e")
+        assert bound is not None and bound.outcome.response == deepest
+    exported = export_log(path)
+    assert PersistedDurabilityArtifact.from_cbor(exported.to_cbor()) == exported
+
+
+def test_wal_entries_carry_no_free_form_data() -> None:
+    # A WAL entry's depth in the exported artifact is fixed by its fields, so no
+    # WAL append can exceed the nesting limit; a free-form (Any) field would need
+    # its own depth offset, as a cache entry's response has.
+    import typing
+
+    from durability.artifact import WAL_ENTRY_TYPES
+
+    def fields_are_typed(cls: type, seen: set[type]) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for field in attrs.fields(cls):
+            hint = hints[field.name]
+            assert hint is not typing.Any, f"{cls.__name__}.{field.name} is free-form"
+            for arg in (hint, *typing.get_args(hint)):
+                if attrs.has(arg):
+                    fields_are_typed(arg, seen)
+
+    seen: set[type] = set()
+    for cls in WAL_ENTRY_TYPES:
+        fields_are_typed(cls, seen)
+    assert len(seen) > len(WAL_ENTRY_TYPES)  # AgreementEvidence was walked too
+
+
+def test_check_exportable_counts_an_entry_from_the_exported_artifact_root() -> None:
+    from durability.codec import ENTRY_DEPTH, check_exportable
+
+    deepest = _deepest_exportable_response()
+    check_exportable(binding("e", EffectOutcome.success(_nested(deepest))))
+    check_exportable(gate("op", AgreementLevel.SOFT_SAFE, 1))
+    for response in (_nested(deepest + 1), {"set": {1}}, object()):
+        with pytest.raises(EncodeError):
+            check_exportable(binding("e", EffectOutcome.success(response)))
+    assert ENTRY_DEPTH == 4  # envelope, payload, artifact, entries array

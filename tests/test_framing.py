@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,7 @@ from durability.framing import (
     encode_record,
     scan_log,
 )
+from durability.persisted import payload_from_envelope
 from tests.helpers import L, esc
 
 NAME = "wal.log"
@@ -253,3 +255,239 @@ def test_bit_flip_anywhere_is_never_silent() -> None:
             continue
         changed = scan.base != scan_log(data, name=NAME).base
         assert scan.tail is not None or changed, offset
+
+
+# -- zero-filled tails (torn-tail case 4): a run of zero bytes reaching the end of
+# the file may start anywhere inside a record, its header included ----------------
+
+P3 = dumps([{"kind": "visibility_gate_crossing", "n": 3}])
+#: A payload that legitimately ends in a zero byte.
+PZ = dumps([{"n": 0}])
+VECTOR = Path(__file__).resolve().parent.parent / "specs" / "vectors" / "wal_log_v1.hex"
+
+
+def zero_from(data: bytes, offset: int) -> bytes:
+    """`data` with every byte from `offset` to the end zeroed, its size kept
+    (what XFS can leave after power loss: the size grew, the blocks never landed)."""
+    return data[:offset] + bytes(len(data) - offset)
+
+
+def record_starts(data: bytes) -> list[int]:
+    """Offsets of the records of a clean log, and its end."""
+    scan = scan_log(data, name=NAME)
+    assert scan.tail is None
+    return [r.offset for r in scan.records] + [scan.end]
+
+
+def torn_tail(data: bytes) -> framing.Tail:
+    scan = scan_log(data, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.TORN, scan.tail
+    assert scan.end == scan.tail.offset and scan.tail.dropped == len(data) - scan.tail.offset
+    return scan.tail
+
+
+def test_zero_run_starting_inside_the_last_header_is_a_torn_tail() -> None:
+    data = toolkit_log(P1, P2)
+    last = record_starts(data)[-2]
+    for inside in range(1, HEADER_SIZE):
+        tail = torn_tail(zero_from(data, last + inside))
+        assert tail.offset == last, inside
+        assert tail.records_dropped == 1
+    tail = torn_tail(zero_from(data, last + 17))
+    assert (
+        tail.reason
+        == f"zero bytes from offset {last + 17} to end of file (at least 1 record dropped)"
+    )
+    assert [r.seq for r in scan_log(zero_from(data, last + 17), name=NAME).records] == [0, 1]
+
+
+def test_zero_run_starting_inside_the_last_payload_is_a_torn_tail() -> None:
+    data = toolkit_log(P1, P2)
+    last = record_starts(data)[-2]
+    for inside in range(HEADER_SIZE, len(data) - last):
+        tail = torn_tail(zero_from(data, last + inside))
+        assert (tail.offset, tail.records_dropped) == (last, 1), inside
+        assert tail.reason == "payload checksum mismatch in last record 2"
+
+
+def test_zero_run_starting_inside_an_earlier_record_drops_it_and_every_later_one() -> None:
+    data = toolkit_log(P1, P2, P3)
+    first, second, *_ = record_starts(data)[1:]
+    zeroed = zero_from(data, first + HEADER_SIZE + 3)  # inside record 1's payload
+    scan = scan_log(zeroed, name=NAME)
+    tail = torn_tail(zeroed)
+    assert [r.seq for r in scan.records] == [0] and scan.base_verified
+    assert tail.offset == first and tail.records_dropped == 2
+    assert tail.reason == (
+        f"zero bytes from offset {first + HEADER_SIZE + 3} to end of file "
+        "(at least 2 records dropped)"
+    )
+    tail = torn_tail(zero_from(data, first + 5))  # inside record 1's header
+    assert (tail.offset, tail.records_dropped) == (first, 1)
+    tail = torn_tail(zero_from(data, second - 1))  # record 1's last byte
+    assert (tail.offset, tail.records_dropped) == (first, 2)
+
+
+def test_zero_run_starting_at_a_record_boundary_is_a_torn_tail() -> None:
+    data = toolkit_log(P1, P2, P3)
+    for boundary in record_starts(data)[1:-1]:
+        tail = torn_tail(zero_from(data, boundary))
+        assert (tail.offset, tail.records_dropped) == (boundary, 1)
+        assert (
+            tail.reason
+            == f"zero bytes from offset {boundary} to end of file (at least 1 record dropped)"
+        )
+
+
+def test_zeroing_the_base_checksum_record_leaves_an_unverified_base() -> None:
+    data = toolkit_log(P1)
+    for start in (len(BASE), len(BASE) + 7, len(BASE) + HEADER_SIZE + 2):
+        scan = scan_log(zero_from(data, start), name=NAME)
+        assert scan.tail is not None and scan.tail.kind is TailKind.TORN
+        assert scan.tail.offset == len(BASE) and scan.records == () and not scan.base_verified
+
+
+def test_zero_run_starting_inside_the_base_never_yields_records() -> None:
+    # Zeros inside a base fail closed whenever what is left is not a v1 artifact
+    # of the log's kind (the base no longer decodes, or `payload_from_envelope`
+    # refuses it). A base whose last bytes decode either way (zeros that turn the
+    # empty WAL's "entries" key into an unknown one) is indistinguishable from a
+    # foreign base whose encoding ends in zero bytes (next test): it stays an
+    # unverified base with no entries, and the zeroed records are a torn tail.
+    data = toolkit_log(P1, P2)
+    for start in range(1, len(BASE)):
+        try:
+            scan = scan_log(zero_from(data, start), name=NAME)
+            payload = payload_from_envelope(scan.base)[1]
+        except DecodeError:
+            continue
+        assert payload == AgreementWalArtifact() and not scan.base_verified, start
+        assert scan.records == () and scan.tail is not None, start
+        assert scan.tail.kind is TailKind.TORN and scan.tail.offset <= len(BASE), start
+
+
+def test_zero_run_after_a_foreign_base_ending_in_zero_bytes_is_a_torn_tail() -> None:
+    base = PersistedDurabilityArtifact.agreement_wal(
+        AgreementWalArtifact(entries=[esc("op", L.NONE, L.PROVISIONAL, 0)])
+    ).to_cbor()
+    assert base.endswith(b"\0")  # "tick": 0
+    appended = base + encode_record(RecordType.WAL_ENTRIES, 0, P1)
+    tail = torn_tail(zero_from(appended, len(base)))
+    assert tail.offset == len(base)
+    assert (
+        scan_log(zero_from(appended, len(base)), name=NAME).base == scan_log(base, name=NAME).base
+    )
+
+
+def test_all_zero_file_is_a_torn_tail_with_no_base() -> None:
+    scan = scan_log(zero_from(toolkit_log(P1), 0), name=NAME)
+    assert scan.base is None and scan.records == () and scan.end == 0
+    assert scan.tail is not None and scan.tail.kind is TailKind.TORN and scan.tail.offset == 0
+
+
+def test_valid_record_ending_in_zero_bytes_is_kept_before_a_zero_run() -> None:
+    data = toolkit_log(P1, PZ)
+    assert PZ.endswith(b"\0")
+    assert scan_log(data, name=NAME).tail is None
+    tail = torn_tail(data + bytes(40))
+    assert tail.offset == len(data) and tail.dropped == 40
+    assert [r.payload for r in scan_log(data + bytes(40), name=NAME).records][-1] == PZ
+
+
+def test_zeros_followed_by_nonzero_bytes_are_damage() -> None:
+    data = toolkit_log(P1, P2, P3)
+    first, second, _third, _end = record_starts(data)[1:]
+    middle = data[: first + 30] + bytes(second - first - 30) + data[second:]
+    scan = scan_log(middle, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+    assert scan.tail.offset == first and scan.tail.records_dropped == 0
+    nonzero_last = zero_from(data, first + 30)[:-1] + b"\x01"
+    scan = scan_log(nonzero_last, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+
+
+def test_payload_checksum_failure_before_a_zero_run_is_damage() -> None:
+    # the zeros start after the bad record: they do not explain it
+    data = toolkit_log(P1, P2, P3)
+    first, second, *_ = record_starts(data)[1:]
+    bad = zero_from(flip_byte(data, first + HEADER_SIZE + 2), second)
+    scan = scan_log(bad, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+    assert scan.tail.offset == first
+    assert "payload checksum mismatch in record 1" in scan.tail.reason
+
+
+def test_header_checksum_failure_before_a_zero_run_in_its_payload_is_damage() -> None:
+    # only zeros reaching into the header can explain a header that fails
+    data = toolkit_log(P1, P2)
+    first = record_starts(data)[1]
+    bad = zero_from(flip_byte(data, first + 8), first + HEADER_SIZE + 1)
+    scan = scan_log(bad, name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+    assert scan.tail.reason == "record header checksum mismatch"
+
+
+def test_zero_run_in_a_scan_from_an_offset_reports_file_offsets() -> None:
+    data = toolkit_log(P1, P2, P3)
+    first, _second, *_ = record_starts(data)[1:]
+    zeroed = zero_from(data, first + HEADER_SIZE + 1)
+    scan = scan_log(zeroed[first:], name=NAME, origin=first, next_seq=1)
+    assert scan.tail is not None and scan.tail.kind is TailKind.TORN
+    assert scan.tail.offset == first and scan.records == ()
+    assert f"zero bytes from offset {first + HEADER_SIZE + 1} " in scan.tail.reason
+
+
+def test_zeroing_from_every_offset_after_the_base_drops_exactly_the_records_from_there() -> None:
+    data = toolkit_log(P1, P2, P3)
+    starts = record_starts(data)  # the checksum record, records 1-3, the end
+    assert all(data[end - 1] != 0 for end in starts[1:])  # no record ends in a zero byte
+    for offset in range(len(BASE), len(data)):
+        index = max(i for i, start in enumerate(starts[:-1]) if start <= offset)
+        scan = scan_log(zero_from(data, offset), name=NAME)
+        assert scan.tail is not None and scan.tail.kind is TailKind.TORN, offset
+        assert scan.tail.offset == starts[index], offset
+        assert [r.offset for r in scan.records] == starts[:index], offset
+        assert 1 <= scan.tail.records_dropped <= len(starts) - 1 - index, offset
+
+
+@pytest.mark.parametrize(
+    ("zeros_from", "offset", "kept", "reason"),
+    [
+        (
+            274,
+            274,
+            [94, 149],
+            "zero bytes from offset 274 to end of file (at least 1 record dropped)",
+        ),
+        (
+            291,
+            274,
+            [94, 149],
+            "zero bytes from offset 291 to end of file (at least 1 record dropped)",
+        ),
+        (223, 149, [94], "zero bytes from offset 223 to end of file (at least 2 records dropped)"),
+        (123, 94, [], "zero bytes from offset 123 to end of file (at least 2 records dropped)"),
+    ],
+)
+def test_golden_log_zero_filled_from_an_offset_is_torn_at_that_record(
+    zeros_from: int, offset: int, kept: list[int], reason: str
+) -> None:
+    # the worked example of specs/log_format.md, row by row
+    data = bytes.fromhex("".join(VECTOR.read_text().split()))
+    assert record_starts(data) == [94, 149, 274, 567]
+    scan = scan_log(zero_from(data, zeros_from), name=NAME)
+    tail = torn_tail(zero_from(data, zeros_from))
+    assert (tail.offset, tail.dropped, tail.reason) == (offset, 567 - offset, reason)
+    assert tail.records_dropped == int(reason.split("at least ")[1][0])
+    assert [r.offset for r in scan.records] == kept
+    assert scan.base_verified == bool(kept)
+
+
+def test_golden_log_with_a_bad_payload_before_a_zero_run_is_damage() -> None:
+    data = bytes.fromhex("".join(VECTOR.read_text().split()))
+    scan = scan_log(zero_from(flip_byte(data, 149 + 30), 274), name=NAME)
+    assert scan.tail is not None and scan.tail.kind is TailKind.DAMAGE
+    assert (scan.tail.offset, scan.tail.reason) == (
+        149,
+        "payload checksum mismatch in record 1 with 293 bytes after it",
+    )
