@@ -12,12 +12,14 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
 from .effects import EffectOutcome
-from .errors import EscalationOrderError
+from .errors import EncodeError, EscalationOrderError
+from .limits import MAX_DEPTH, RESPONSE_DEPTH
 from .model import (
     AgreementEvidence,
     AgreementLevel,
@@ -40,7 +42,12 @@ __all__ = [
     "VisibilityGateCrossing",
     "WalEntry",
     "WalSyncRequest",
+    "check_cache_entry",
+    "check_entries",
+    "check_plain",
 ]
+
+_INT_MIN, _INT_MAX = -(2**64), 2**64 - 1
 
 _level = attrs.validators.instance_of(AgreementLevel)
 
@@ -263,3 +270,73 @@ class DurableRecoveryMetadata:
     resumed_operation_ids: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
     terminal_operation_ids: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
     cached_evidence_ids: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
+
+
+# -- pure checks every backend runs before accepting data ------------------------
+
+
+def check_plain(value: Any, depth: int = 0) -> None:
+    """Raise `EncodeError` unless `value` is plain CBOR data nested at most
+    `MAX_DEPTH` containers deep when it sits `depth` containers below a root
+    (the root of the artifact it is exported in: see `RESPONSE_DEPTH`).
+
+    >>> check_plain({"rows": [[1, 2]]}, depth=MAX_DEPTH - 3)  # 3 of its own: fits
+    >>> try:
+    ...     check_plain({"rows": [[1, 2]]}, depth=MAX_DEPTH - 2)
+    ... except EncodeError as exc:
+    ...     print(str(exc)[:41])
+    value nests deeper than 128 containers co
+    """
+    _check_plain(value, depth, depth)
+
+
+def _check_plain(value: Any, depth: int, start: int) -> None:
+    if value is None or isinstance(value, bool | str | bytes):
+        return
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise EncodeError(f"integer {value} does not fit in 64 bits")
+        return
+    if isinstance(value, float):
+        return
+    if isinstance(value, list | tuple | dict):
+        if depth >= MAX_DEPTH:
+            where = (
+                f" counted from the root of the artifact it is exported in ({start} of them "
+                f"above it, so at most {MAX_DEPTH - start} of its own)"
+                if start
+                else ""
+            )
+            raise EncodeError(f"value nests deeper than {MAX_DEPTH} containers{where}")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise EncodeError(f"map key {key!r} is not text")
+                _check_plain(item, depth + 1, start)
+        else:
+            for item in value:
+                _check_plain(item, depth + 1, start)
+        return
+    raise EncodeError(f"{type(value).__name__} {value!r:.60} is not plain CBOR data")
+
+
+def check_entries(entries: Sequence[object]) -> None:
+    """Raise `TypeError` unless every item is a WAL entry. (A WAL entry holds
+    no free-form data: its nesting in an exported artifact is fixed at
+    `ENTRY_DEPTH` plus two.)"""
+    for entry in entries:
+        if not isinstance(entry, WAL_ENTRY_TYPES):
+            raise TypeError(f"not a WAL entry: {entry!r:.80}")
+
+
+def check_cache_entry(entry: object) -> None:
+    """Raise `TypeError` unless `entry` is an `EvidenceOutcomeCacheEntry`, and
+    `EncodeError` unless its response is plain CBOR data that the exported
+    cache artifact can hold (`RESPONSE_DEPTH` containers sit above it), so
+    whatever a cache accepts, ``durability export`` can write."""
+    if not isinstance(entry, EvidenceOutcomeCacheEntry):
+        raise TypeError(f"not an EvidenceOutcomeCacheEntry: {entry!r:.80}")
+    try:
+        check_plain(entry.outcome.response, RESPONSE_DEPTH)
+    except EncodeError as exc:
+        raise EncodeError(f"response of cache entry {entry.evidence_id!r}: {exc}") from None

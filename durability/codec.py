@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 import cbor2
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.v import format_exception
 
 from .artifact import (
@@ -36,18 +36,15 @@ from .artifact import (
     VisibilityGateCrossing,
     WalEntry,
     WalSyncRequest,
+    check_plain,
 )
 from .effects import EffectFailure, EffectOutcome, EffectRequest, EffectStatus
 from .errors import DecodeError, EncodeError
+from .limits import MAX_DEPTH
 from .model import AgreementEvidence, AgreementState
 
 __all__ = [
-    "ENTRIES_DEPTH",
-    "ENTRY_DEPTH",
     "MAX_DEPTH",
-    "RECORD_MAX_DEPTH",
-    "RESPONSE_DEPTH",
-    "check_exportable",
     "check_plain",
     "decode_item",
     "dumps",
@@ -57,32 +54,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: Containers allowed from an artifact's root (serde_cbor's own limit).
-MAX_DEPTH = 128
-
-# Nesting limits count from the root of the artifact the data would be exported
-# in (FORMAT.md §2), so whatever a log accepts, ``durability export`` can write.
-# The containers above a value in an exported WAL or cache artifact:
-#
-#   {"schema_version": ..., "payload":                 1  envelope map
-#     {"kind": ..., "payload":                         2  payload map
-#       {"entries":                                    3  WAL / cache artifact map
-#         [                                            4  entries array (= a log record's payload)
-#           {"evidence_id": ..., "outcome":            5  cache entry map
-#             {"status": ..., "response": R}}]}}}      6  outcome map; R is the response
-
-#: Containers above an artifact's ``entries`` array (envelope, payload, artifact
-#: maps). A log record's payload, an array of entries, takes that array's place
-#: when the log is exported.
-ENTRIES_DEPTH = 3
-#: Containers above one WAL or cache entry map in its exported artifact.
-ENTRY_DEPTH = ENTRIES_DEPTH + 1
-#: Containers above a cache entry's ``outcome.response`` in its exported
-#: artifact: a response may itself nest ``MAX_DEPTH - RESPONSE_DEPTH`` (122).
-RESPONSE_DEPTH = ENTRY_DEPTH + 2
-#: ``max_depth`` for decoding a log record's payload on its own (`decode_item`).
-RECORD_MAX_DEPTH = MAX_DEPTH - ENTRIES_DEPTH
-_INT_MIN, _INT_MAX = -(2**64), 2**64 - 1
 
 #: WAL entry classes and the ``"kind"`` text of each.
 ENTRY_KINDS: dict[type, str] = {
@@ -146,51 +117,6 @@ def decode_item(
     return value, stream.tell()
 
 
-def check_plain(value: Any, depth: int = 0) -> None:
-    """Raise `EncodeError` unless `value` is plain CBOR data nested at most
-    `MAX_DEPTH` containers deep when it sits `depth` containers below a root
-    (the root of the artifact it is exported in: see `RESPONSE_DEPTH`).
-
-    >>> check_plain({"rows": [[1, 2]]}, depth=MAX_DEPTH - 3)  # 3 of its own: fits
-    >>> try:
-    ...     check_plain({"rows": [[1, 2]]}, depth=MAX_DEPTH - 2)
-    ... except EncodeError as exc:
-    ...     print(str(exc)[:41])
-    value nests deeper than 128 containers co
-    """
-    _check_plain(value, depth, depth)
-
-
-def _check_plain(value: Any, depth: int, start: int) -> None:
-    if value is None or isinstance(value, bool | str | bytes):
-        return
-    if isinstance(value, int):
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise EncodeError(f"integer {value} does not fit in 64 bits")
-        return
-    if isinstance(value, float):
-        return
-    if isinstance(value, list | tuple | dict):
-        if depth >= MAX_DEPTH:
-            where = (
-                f" counted from the root of the artifact it is exported in ({start} of them "
-                f"above it, so at most {MAX_DEPTH - start} of its own)"
-                if start
-                else ""
-            )
-            raise EncodeError(f"value nests deeper than {MAX_DEPTH} containers{where}")
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise EncodeError(f"map key {key!r} is not text")
-                _check_plain(item, depth + 1, start)
-        else:
-            for item in value:
-                _check_plain(item, depth + 1, start)
-        return
-    raise EncodeError(f"{type(value).__name__} {value!r:.60} is not plain CBOR data")
-
-
 def dumps(plain: Any) -> bytes:
     """Encode plain data (as built by `to_plain`) as definite-length CBOR."""
     check_plain(plain)
@@ -209,17 +135,6 @@ def _read_plain(value: Any, what: str, depth: int = 0) -> Any:
     except EncodeError as exc:
         raise ValueError(f"{what}: {exc}") from None
     return value
-
-
-def check_exportable(entry: Any) -> None:
-    """Raise `EncodeError` unless `entry` (a WAL entry or an
-    `EvidenceOutcomeCacheEntry`) can be written into the v1 artifact that
-    ``durability export`` would put it in: plain CBOR data, nested at most
-    `MAX_DEPTH` containers from that artifact's root (`ENTRY_DEPTH` of which
-    are above the entry). Backends call it before accepting an entry, so
-    whatever a log accepts, export can write.
-    """
-    check_plain(to_plain(entry), ENTRY_DEPTH)
 
 
 # ---------------------------------------------------------------------------
@@ -298,37 +213,6 @@ def _unstructure_outcome(outcome: EffectOutcome) -> dict[str, Any]:
     return {"status": status, "response": outcome.response}
 
 
-def _unstructure_cache_entry_fn() -> Callable[[EvidenceOutcomeCacheEntry], dict[str, Any]]:
-    """Field-order unstructuring that refuses a response too deep to export
-    (`RESPONSE_DEPTH` containers sit above it in the cache artifact)."""
-    fields: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(
-        EvidenceOutcomeCacheEntry, converter
-    )
-
-    def hook(entry: EvidenceOutcomeCacheEntry) -> dict[str, Any]:
-        try:
-            check_plain(entry.outcome.response, RESPONSE_DEPTH)
-        except EncodeError as exc:
-            raise EncodeError(f"response of cache entry {entry.evidence_id!r}: {exc}") from None
-        return fields(entry)
-
-    return hook
-
-
-def _structure_cache_entry_fn() -> Callable[[Any, Any], EvidenceOutcomeCacheEntry]:
-    """Map-checked structuring whose outcome's response is checked against
-    the nesting limit of the exported cache artifact, also when the entry
-    comes from a log record decoded on its own."""
-    structure = make_dict_structure_fn(
-        EvidenceOutcomeCacheEntry,
-        converter,
-        outcome=override(
-            struct_hook=lambda value, _t: _structure_outcome(value, _t, RESPONSE_DEPTH - 1)
-        ),
-    )
-    return lambda value, _t: structure(_mapping(value), EvidenceOutcomeCacheEntry)
-
-
 def _structure_request(value: Any, _type: Any) -> EffectRequest:
     request: EffectRequest = _request_fields(_mapping(value), EffectRequest)
     _read_plain(request.body, "body")
@@ -357,10 +241,9 @@ for _leaf in (AgreementEvidence, AgreementState, EffectFailure):
 for _entry_cls in ENTRY_KINDS:
     _record(_entry_cls)
     converter.register_unstructure_hook(_entry_cls, _unstructure_entry_fn(_entry_cls))
-converter.register_structure_hook(EvidenceOutcomeCacheEntry, _structure_cache_entry_fn())
-converter.register_unstructure_hook(EvidenceOutcomeCacheEntry, _unstructure_cache_entry_fn())
 for _cls in (
     AgreementWalArtifact,
+    EvidenceOutcomeCacheEntry,
     EvidenceOutcomeCacheArtifact,
     DurableRecoveryMetadata,
     WalSyncRequest,
@@ -374,11 +257,7 @@ converter.register_unstructure_hook(
 
 
 def to_plain(value: Any) -> Any:
-    """The v1 plain-data form of a model value (maps in field order).
-
-    Raises `EncodeError` for a cache entry whose response would nest deeper
-    than `MAX_DEPTH` containers in its exported artifact (see `check_exportable`).
-    """
+    """The v1 plain-data form of a model value (maps in field order)."""
     return converter.unstructure(value)
 
 

@@ -34,7 +34,8 @@ import attrs
 
 from .codec import decode_item, dumps
 from .errors import DECODE_PREFIX, ArtifactTooLargeError, DecodeError, EncodeError
-from .persisted import MAX_ARTIFACT_BYTES
+from .limits import HEADER as _HEADER
+from .limits import HEADER_SIZE, MAX_ARTIFACT_BYTES
 
 __all__ = [
     "HEADER_SIZE",
@@ -50,9 +51,6 @@ __all__ = [
     "zero_run_start",
 ]
 
-_HEADER = struct.Struct("<IB3sQII")
-#: Bytes in a record header.
-HEADER_SIZE = _HEADER.size
 _RESERVED = b"\x00\x00\x00"
 
 

@@ -29,6 +29,7 @@ from .errors import (
     StorageError,
 )
 from .fileio import DEFAULT_FS
+from .limits import MAX_ARTIFACT_BYTES, SCHEMA_VERSION
 
 __all__ = [
     "MAX_ARTIFACT_BYTES",
@@ -37,10 +38,6 @@ __all__ = [
     "register_schema_version",
 ]
 
-#: The schema version this toolkit writes.
-SCHEMA_VERSION = "telltale.machine.durability.v1"
-#: Largest artifact (or log record) accepted, in bytes.
-MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
 
 Payload = AgreementWalArtifact | EvidenceOutcomeCacheArtifact | DurableRecoveryMetadata
 

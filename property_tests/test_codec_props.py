@@ -11,10 +11,12 @@ from durability.artifact import (
     EvidenceOutcomeCacheArtifact,
     EvidenceOutcomeCacheEntry,
     WalEntry,
+    check_cache_entry,
 )
-from durability.codec import MAX_DEPTH, RESPONSE_DEPTH, decode_item, dumps, from_plain, to_plain
+from durability.codec import decode_item, dumps, from_plain, to_plain
 from durability.effects import EffectOutcome
 from durability.errors import EncodeError, EscalationOrderError
+from durability.limits import MAX_DEPTH, RESPONSE_DEPTH
 from durability.persisted import PersistedDurabilityArtifact
 from durability.testing import (
     assert_escalations_monotonic,
@@ -74,8 +76,8 @@ def _nest(depth: int, use_maps: list[bool]) -> object:
 def test_a_cache_entry_encodes_exactly_when_its_exported_artifact_does(
     depth: int, use_maps: list[bool]
 ) -> None:
-    # whatever a log accepts (the record payload is encoded entry by entry),
-    # export can write, and decoding agrees with both
+    # whatever a cache accepts (every backend runs check_cache_entry first),
+    # export can write, and decoding a record of it agrees
     entry = EvidenceOutcomeCacheEntry(
         evidence_id="e",
         interface_name="i",
@@ -86,7 +88,7 @@ def test_a_cache_entry_encodes_exactly_when_its_exported_artifact_does(
         EvidenceOutcomeCacheArtifact(entries=[entry])
     )
     try:
-        record = dumps([to_plain(entry)])
+        check_cache_entry(entry)
     except EncodeError:
         with pytest.raises(EncodeError):
             artifact.to_cbor()
@@ -94,5 +96,6 @@ def test_a_cache_entry_encodes_exactly_when_its_exported_artifact_does(
         return
     assert depth <= MAX_DEPTH - RESPONSE_DEPTH
     assert PersistedDurabilityArtifact.from_cbor(artifact.to_cbor()) == artifact
+    record = dumps([to_plain(entry)])
     decoded = from_plain({"entries": decode_item(record)[0]}, EvidenceOutcomeCacheArtifact)
     assert decoded.entries == (entry,)

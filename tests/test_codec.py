@@ -295,7 +295,8 @@ def _cache_record_log(response: object) -> bytes:
 
 
 def test_response_depth_offset_is_the_containers_above_it_in_the_exported_artifact() -> None:
-    from durability.codec import RESPONSE_DEPTH, to_plain
+    from durability.codec import to_plain
+    from durability.limits import RESPONSE_DEPTH
     from durability.persisted import envelope_plain
 
     sentinel = ["sentinel"]
@@ -353,28 +354,24 @@ def test_cache_put_refuses_a_response_too_deep_to_export(tmp_path: Path, extra: 
     assert path.read_bytes() == before
 
 
-def test_encoding_a_cache_entry_refuses_a_response_too_deep_to_export() -> None:
-    from durability.codec import to_plain
-
-    deepest = _deepest_exportable_response()
-    to_plain(binding("e", EffectOutcome.success(_nested(deepest))))
-    with pytest.raises(EncodeError, match="128"):
-        to_plain(binding("e", EffectOutcome.success(_nested(deepest + 1))))
-
-
 @pytest.mark.parametrize("extra", [1, 3])
-def test_cache_record_too_deep_to_export_is_refused_on_read(tmp_path: Path, extra: int) -> None:
+def test_cache_record_too_deep_to_export_from_an_earlier_version_opens_and_export_says_why(
+    tmp_path: Path, extra: int
+) -> None:
     from durability import FileEvidenceOutcomeCache
     from durability.backends.file import export_log, inspect_log
 
     path = tmp_path / "cache.log"
-    path.write_bytes(_cache_record_log(_nested(_deepest_exportable_response() + extra)))
-    with pytest.raises(DecodeError, match=r"cache\.log record 1 at byte offset \d+.*128"):
-        FileEvidenceOutcomeCache(path)
-    with pytest.raises(DecodeError, match="128"):
-        inspect_log(path)
-    with pytest.raises(DecodeError, match="128"):
-        export_log(path)
+    deep = _nested(_deepest_exportable_response() + extra)
+    path.write_bytes(_cache_record_log(deep))
+    before = path.read_bytes()
+    with FileEvidenceOutcomeCache(path) as cache:  # nothing acknowledged is lost
+        bound = cache.get("e")
+        assert bound is not None and bound.outcome.response == deep
+    assert inspect_log(path).entries == 1
+    with pytest.raises(EncodeError, match="128"):
+        export_log(path).to_cbor()
+    assert path.read_bytes() == before
 
 
 def test_cache_record_at_the_deepest_exportable_depth_is_read_and_exports(tmp_path: Path) -> None:
@@ -417,13 +414,14 @@ def test_wal_entries_carry_no_free_form_data() -> None:
     assert len(seen) > len(WAL_ENTRY_TYPES)  # AgreementEvidence was walked too
 
 
-def test_check_exportable_counts_an_entry_from_the_exported_artifact_root() -> None:
-    from durability.codec import ENTRY_DEPTH, check_exportable
+def test_check_cache_entry_counts_the_response_from_the_exported_artifact_root() -> None:
+    from durability.artifact import check_cache_entry, check_entries
+    from durability.limits import ENTRY_DEPTH
 
     deepest = _deepest_exportable_response()
-    check_exportable(binding("e", EffectOutcome.success(_nested(deepest))))
-    check_exportable(gate("op", AgreementLevel.SOFT_SAFE, 1))
+    check_cache_entry(binding("e", EffectOutcome.success(_nested(deepest))))
+    check_entries([gate("op", AgreementLevel.SOFT_SAFE, 1)])
     for response in (_nested(deepest + 1), {"set": {1}}, object()):
         with pytest.raises(EncodeError):
-            check_exportable(binding("e", EffectOutcome.success(response)))
+            check_cache_entry(binding("e", EffectOutcome.success(response)))
     assert ENTRY_DEPTH == 4  # envelope, payload, artifact, entries array

@@ -26,6 +26,8 @@ from ..artifact import (
     EvidenceOutcomeCacheArtifact,
     EvidenceOutcomeCacheEntry,
     WalEntry,
+    check_cache_entry,
+    check_entries,
 )
 from ..errors import ArtifactTooLargeError, DecodeError, EscalationOrderError, PayloadKindError
 from ..fileio import DEFAULT_FS, FileSystem
@@ -47,7 +49,6 @@ from .log import (
     TornTailWarning,
     interpret_base,
 )
-from .memory import check_cache_entry, check_entries
 
 __all__ = [
     "FileAgreementWal",

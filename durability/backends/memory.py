@@ -10,28 +10,16 @@ import threading
 from collections.abc import Sequence
 
 from ..artifact import (
-    WAL_ENTRY_TYPES,
     AgreementWalArtifact,
     EvidenceOutcomeCacheArtifact,
     EvidenceOutcomeCacheEntry,
     WalEntry,
+    check_cache_entry,
+    check_entries,
 )
 from ..index import OperationSummary, WalIndex
 
 __all__ = ["InMemoryAgreementWal", "InMemoryEvidenceOutcomeCache"]
-
-
-def check_entries(entries: Sequence[object]) -> None:
-    """Raise `TypeError` unless every item is a WAL entry."""
-    for entry in entries:
-        if not isinstance(entry, WAL_ENTRY_TYPES):
-            raise TypeError(f"not a WAL entry: {entry!r:.80}")
-
-
-def check_cache_entry(entry: object) -> None:
-    """Raise `TypeError` unless `entry` is an `EvidenceOutcomeCacheEntry`."""
-    if not isinstance(entry, EvidenceOutcomeCacheEntry):
-        raise TypeError(f"not an EvidenceOutcomeCacheEntry: {entry!r:.80}")
 
 
 class InMemoryAgreementWal:
