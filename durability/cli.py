@@ -19,8 +19,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact, proven_level
-from .backends.file import TornTailWarning, export_log, inspect_log
+from . import render
+from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
+from .backends.file import LogReport, TornTailWarning, export_log, inspect_log
 from .errors import (
     ArtifactTooLargeError,
     DecodeError,
@@ -28,14 +29,12 @@ from .errors import (
     EscalationOrderError,
     InconsistentWalError,
 )
-from .model import AgreementLevel, max_level
-from .planner import DurableRecoveryDecision, DurableRecoveryPlan
+from .planner import DurableRecoveryPlan
 from .store import StateDirectory
 
 __all__ = ["main"]
 
 OK, FAILED, USAGE = 0, 1, 2
-UNVERIFIED = "unverified: written by another tool"
 
 
 class CommandError(Exception):
@@ -54,20 +53,6 @@ class _Parser(argparse.ArgumentParser):
 # -- output helpers -----------------------------------------------------------
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-aligned columns separated by two spaces."""
-    cells = [
-        [str(h) for h in headers],
-        *[["-" if c is None else str(c) for c in row] for row in rows],
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    ]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
-
-
 def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
     if args.json:
         print(json.dumps(document, indent=2, sort_keys=False))
@@ -80,83 +65,6 @@ def _progress(args: argparse.Namespace) -> Callable[[str], None]:
         print(f"durability: {line}", file=sys.stderr, flush=True)
 
     return say if not args.quiet else (lambda line: None)
-
-
-def decision_json(decision: DurableRecoveryDecision) -> dict[str, Any]:
-    """A decision as JSON-ready data."""
-    return {
-        "operation_id": decision.operation_id,
-        "action": decision.action.value,
-        "level": decision.level.value,
-        "checkpoint_level": decision.checkpoint_level.value,
-        "finalization": decision.finalization.value if decision.finalization else None,
-        "gate_crossed": decision.gate_crossed,
-        "gate_level": decision.gate_level.value if decision.gate_level else None,
-        "cached_evidence_ids": list(decision.cached_evidence_ids),
-    }
-
-
-def plan_json(plan: DurableRecoveryPlan) -> dict[str, Any]:
-    """A plan (without its checkpoint state) as JSON-ready data."""
-    meta = plan.metadata
-    return {
-        "metadata": {
-            "checkpoint_tick": meta.checkpoint_tick,
-            "wal_tail_start_tick": meta.wal_tail_start_tick,
-            "highest_recovered_tick": meta.highest_recovered_tick,
-            "resumed_operation_ids": list(meta.resumed_operation_ids),
-            "terminal_operation_ids": list(meta.terminal_operation_ids),
-            "cached_evidence_ids": list(meta.cached_evidence_ids),
-        },
-        "wal_suffix_entries": len(plan.wal_suffix),
-        "decisions": [decision_json(d) for d in plan.decisions],
-        "anomalies": list(plan.anomalies),
-    }
-
-
-def plan_text(plan: DurableRecoveryPlan) -> str:
-    """The per-operation recovery table and a summary."""
-    meta = plan.metadata
-    rows = [
-        (
-            d.operation_id,
-            d.action.value,
-            d.level.value,
-            d.checkpoint_level.value,
-            d.finalization.value if d.finalization else None,
-            (d.gate_level.value if d.gate_level else "yes") if d.gate_crossed else "no",
-            ", ".join(d.cached_evidence_ids) or None,
-        )
-        for d in plan.decisions
-    ]
-    headers = (
-        "operation",
-        "action",
-        "level",
-        "at checkpoint",
-        "finalization",
-        "gate",
-        "cached evidence",
-    )
-    counts: dict[str, int] = {}
-    for d in plan.decisions:
-        counts[d.action.value] = counts.get(d.action.value, 0) + 1
-    ticks = (
-        f"ticks {meta.wal_tail_start_tick}..{meta.highest_recovered_tick}"
-        if meta.wal_tail_start_tick is not None
-        else "empty"
-    )
-    summary = (
-        ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing to recover"
-    )
-    lines = [
-        f"checkpoint tick {meta.checkpoint_tick}; "
-        f"WAL suffix: {len(plan.wal_suffix)} entries ({ticks})",
-        table(headers, rows) if rows else "(no operation has entries after the checkpoint)",
-        f"decisions: {summary}",
-        f"anomalies: {', '.join(plan.anomalies) or 'none'}",
-    ]
-    return "\n".join(lines)
 
 
 # -- commands ----------------------------------------------------------------
@@ -173,89 +81,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say = _progress(args)
     say(f"state directory {directory}; worker drives {args.operations} operations")
     result = run_demo(directory, operations=args.operations, seed=args.seed, progress=say)
-    document = {
-        "directory": result.directory,
-        "worker": {
-            "pid": result.worker_pid,
-            "killed": result.killed,
-            "signal": "SIGKILL" if result.killed else None,
-            "last_completed_tick": result.last_tick,
-            "torn_write": result.torn_write,
-        },
-        "repairs": result.repairs,
-        "plan": plan_json(result.plan),
-        "all_decisions_sound": result.all_sound,
-        "replay": {
-            "cached_effects_replayed": result.replayed_effects,
-            "inner_handler_calls": result.inner_calls_on_replay,
-        },
-    }
-    torn = result.torn_write
-    repair_lines = [
-        f"  {name}: cut {tail['dropped']} bytes at offset {tail['offset']} ({tail['reason']})"
-        if tail
-        else f"  {name}: clean, nothing cut"
-        for name, tail in result.repairs.items()
-    ]
-    text = "\n".join(
-        [
-            f"worker {result.worker_pid} "
-            + (
-                f"killed with SIGKILL during tick {result.last_tick + 1}, "
-                f"inside a {torn['size']}-byte WAL record write at offset {torn['offset']} "
-                f"({torn['written']} bytes on disk)"
-                if torn
-                else "finished before the kill point"
-            ),
-            "(from the kill tick on, the worker's disk wrote each WAL record in two halves,"
-            " so the kill lands inside one)",
-            "",
-            "reopening the state directory, torn-tail repair:",
-            *repair_lines,
-            "",
-            "recovery plan from the latest checkpoint:",
-            plan_text(result.plan),
-            "",
-            f"soundness predicate holds for every decision: {'yes' if result.all_sound else 'NO'}",
-            f"replayed {result.replayed_effects} agreed side effects through the evidence cache: "
-            f"the live handler ran {result.inner_calls_on_replay} times",
-            f"state directory kept at {result.directory}",
-        ]
-    )
-    _emit(args, document, text)
+    _emit(args, render.demo_json(result), render.demo_text(result))
     return OK if result.all_sound and result.inner_calls_on_replay == 0 else FAILED
-
-
-def _report_json(report: Any) -> dict[str, Any]:
-    tail = report.torn_tail
-    return {
-        "path": report.path,
-        "kind": report.kind,
-        "base_verified": report.base_verified,
-        "base_bytes": report.base_bytes,
-        "records": len(report.records),
-        "entries": report.entries,
-        "size": report.size,
-        "torn_tail": None
-        if tail is None
-        else {"offset": tail.offset, "dropped": tail.dropped, "reason": tail.reason},
-    }
-
-
-def _tail_line(tail: Any) -> str:
-    if tail is None:
-        return "no torn tail"
-    return (
-        f"torn tail at offset {tail.offset}: {tail.dropped} bytes would be cut on open "
-        f"({tail.reason})"
-    )
 
 
 #: Files at least this large get a progress line on stderr before scanning.
 LARGE_SCAN_BYTES = 8 * 1024 * 1024
 
 
-def _scan(args: argparse.Namespace, path: str) -> Any:
+def _scan(args: argparse.Namespace, path: str) -> LogReport:
     """`inspect_log(path)`, announcing long scans on stderr."""
     try:
         size = os.path.getsize(path)
@@ -268,55 +102,7 @@ def _scan(args: argparse.Namespace, path: str) -> Any:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     report = _scan(args, args.path)
-    artifact = report.artifact
-    document = _report_json(report)
-    rows: list[tuple[object, ...]] = []
-    if isinstance(artifact, AgreementWalArtifact):
-        per_op: dict[str, tuple[int, AgreementLevel, int, int]] = {}
-        for entry in artifact.entries:
-            count, level, first, last = per_op.get(
-                entry.operation_id, (0, AgreementLevel.NONE, entry.tick, entry.tick)
-            )
-            per_op[entry.operation_id] = (
-                count + 1,
-                max_level(level, proven_level(entry)),
-                min(first, entry.tick),
-                max(last, entry.tick),
-            )
-        rows = [
-            (op, count, level.value, first, last)
-            for op, (count, level, first, last) in sorted(per_op.items())
-        ]
-        document["operations"] = [
-            dict(
-                zip(("operation_id", "entries", "level", "first_tick", "last_tick"), r, strict=True)
-            )
-            for r in rows
-        ]
-        body = table(("operation", "entries", "level", "first tick", "last tick"), rows)
-    elif isinstance(artifact, EvidenceOutcomeCacheArtifact):
-        for binding in artifact.entries:
-            rows.append(
-                (
-                    binding.evidence_id,
-                    f"{binding.interface_name}.{binding.operation_name}",
-                    binding.outcome.status.value,
-                )
-            )
-        document["bindings"] = [
-            dict(zip(("evidence_id", "effect", "status"), r, strict=True)) for r in rows
-        ]
-        body = table(("evidence id", "effect", "status"), rows)
-    else:  # pragma: no cover - logs hold only the two kinds
-        body = ""
-    kind = (report.kind or "empty").replace("_", " ")
-    head = (
-        f"{report.path}: {kind} log, {report.size} bytes; base {report.base_bytes} "
-        f"bytes ({'checksummed' if report.base_verified else UNVERIFIED}), "
-        f"{len(report.records)} records, {report.entries} entries"
-    )
-    tail_line = _tail_line(report.torn_tail)
-    _emit(args, document, "\n".join([head, tail_line, body]))
+    _emit(args, render.inspect_json(report), render.inspect_text(report))
     return OK
 
 
@@ -339,11 +125,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             problems.append(str(exc))
         if anomalies:
             problems.append(f"gates crossed above the proven level for: {', '.join(anomalies)}")
-    document = {**_report_json(report), "ok": not problems, "problems": problems}
+    document = {**render.report_json(report), "ok": not problems, "problems": problems}
     lines = [
         f"{args.path}: checksums ok, {len(report.records)} records, {report.entries} entries"
-        + ("" if report.base_verified else f" (base {UNVERIFIED})"),
-        _tail_line(report.torn_tail),
+        + ("" if report.base_verified else f" (base {render.UNVERIFIED})"),
+        render.tail_line(report.torn_tail),
     ]
     if isinstance(artifact, AgreementWalArtifact):
         lines.append(
@@ -362,9 +148,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         document = {
             "directory": args.dir,
             "repairs": {k: None if v is None else str(v) for k, v in store.repairs.items()},
-            **plan_json(plan),
+            **render.plan_json(plan),
         }
-    _emit(args, document, plan_text(plan))
+    _emit(args, document, render.plan_text(plan))
     return FAILED if plan.anomalies else OK
 
 
