@@ -4,6 +4,11 @@ Human output is tables on stdout; ``--json`` prints one JSON document on
 stdout instead. Progress goes to stderr. Exit codes: 0 ok, 1 verification
 failed or the input is damaged, 2 usage error or unusable input. Every error is
 one line on stderr (set ``DURABILITY_DEBUG=1`` for a traceback).
+
+Output closed early by its reader (``durability inspect --json LOG | head -1``)
+ends the command quietly: nothing more is written, nothing on stderr, exit
+code 141 (128 + SIGPIPE, what a shell reports for a Unix tool stopped by a
+closed pipe, so ``set -o pipefail`` sees the cut short output as usual).
 """
 
 from __future__ import annotations
@@ -21,20 +26,25 @@ from typing import Any, NoReturn
 
 from . import render
 from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
-from .backends.file import LogReport, TornTailWarning, export_log, inspect_log
+from .backends.file import LogReport, TornTailWarning, inspect_log
 from .errors import (
     ArtifactTooLargeError,
     DecodeError,
     DurabilityError,
     EscalationOrderError,
     InconsistentWalError,
+    PayloadKindError,
 )
+from .fileio import DEFAULT_FS
+from .persisted import MAX_ARTIFACT_BYTES, SCHEMA_VERSION, PersistedDurabilityArtifact
 from .planner import DurableRecoveryPlan
 from .store import StateDirectory
 
 __all__ = ["main"]
 
 OK, FAILED, USAGE = 0, 1, 2
+#: Exit code when the reader of stdout went away (128 + SIGPIPE).
+OUTPUT_CLOSED = 141
 
 
 class CommandError(Exception):
@@ -45,6 +55,10 @@ class CommandError(Exception):
         self.code = code
 
 
+class _OutputClosed(Exception):
+    """stdout's reader closed it (EPIPE): the command stops writing, quietly."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise CommandError(f"{message} (see `{self.prog} --help`)", USAGE)
@@ -53,11 +67,50 @@ class _Parser(argparse.ArgumentParser):
 # -- output helpers -----------------------------------------------------------
 
 
+def _write_stdout(data: bytes | str) -> None:
+    """Write all of `data` (text gets a newline) to stdout and flush it.
+
+    Goes through the binary layer in a loop: with ``PYTHONUNBUFFERED=1`` that
+    layer is the raw file, whose partial writes the text layer would silently
+    drop. A reader that went away is noticed here (`_OutputClosed`), not in
+    the interpreter's final flush.
+    """
+    out = getattr(sys.stdout, "buffer", None)
+    try:
+        if isinstance(data, str):
+            text = data + "\n"
+            if out is None:  # stdout replaced by a text-only stream
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                return
+            data = text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict")
+        elif out is None:
+            raise CommandError("stdout cannot take binary data here", USAGE)
+        sys.stdout.flush()  # whatever the text layer holds goes first
+        view = memoryview(data)
+        while view:
+            written = out.write(view)
+            view = view[written or 0 :]
+        out.flush()
+    except BrokenPipeError as exc:
+        raise _OutputClosed from exc
+
+
 def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
-    if args.json:
-        print(json.dumps(document, indent=2, sort_keys=False))
-    else:
-        print(text)
+    _write_stdout(json.dumps(document, indent=2, sort_keys=False) if args.json else text)
+
+
+def _silence_stdout() -> None:
+    """Point file descriptor 1 at the null device, so that flushing what is
+    still buffered (at exit) cannot fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # stdout without a descriptor: nothing to flush into a pipe
+        pass
 
 
 def _progress(args: argparse.Namespace) -> Callable[[str], None]:
@@ -154,25 +207,55 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return FAILED if plan.anomalies else OK
 
 
+#: ``-o -``: the artifact goes to stdout.
+STDOUT = "-"
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether `a` and `b` name one file: through symbolic or hard links and
+    any spelling of the path (``./x``, ``dir/../x``)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one is missing: compare where they would resolve
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    if os.path.exists(args.log) and os.path.getsize(args.log) >= LARGE_SCAN_BYTES:
-        _progress(args)(f"reading {args.log} ({os.path.getsize(args.log) / 2**20:.0f} MiB)")
-    artifact = export_log(args.log)  # refuses (ArtifactTooLargeError) over the cap
-    artifact.write_to_path(args.output)
-    size = os.path.getsize(args.output)
-    entries = len(getattr(artifact.payload, "entries", ()))
-    document = {
-        "log": args.log,
-        "output": args.output,
-        "kind": type(artifact.payload).__name__,
-        "entries": entries,
-        "bytes": size,
-    }
-    _emit(
-        args,
-        document,
-        f"wrote {args.output}: one v1 artifact, {entries} entries, {size} bytes",
-    )
+    to_stdout = args.output == STDOUT
+    if to_stdout and sys.stdout.isatty():
+        raise CommandError(
+            "will not write a binary artifact to a terminal; redirect stdout or give -o FILE",
+            USAGE,
+        )
+    if not to_stdout and _same_file(args.log, args.output):
+        raise CommandError(
+            f"-o {args.output} is the input log {args.log}: export never overwrites its input",
+            USAGE,
+        )
+    report = _scan(args, args.log)  # one read: the content and the torn tail left out
+    if report.artifact is None:
+        raise PayloadKindError(f"log {report.path} is empty: its payload kind is unknown")
+    artifact = PersistedDurabilityArtifact(schema_version=SCHEMA_VERSION, payload=report.artifact)
+    data = artifact.to_cbor()
+    if len(data) > MAX_ARTIFACT_BYTES:  # the Rust original would refuse to read it
+        raise ArtifactTooLargeError(
+            f"decode persisted durability artifact {report.path}: exported artifact would be "
+            f"{len(data)} bytes, max is {MAX_ARTIFACT_BYTES}"
+        )
+    if report.torn_tail is not None:
+        warning = render.export_tail_line(report.path, report.torn_tail)
+        print(f"durability: {warning}", file=sys.stderr, flush=True)
+    if to_stdout:
+        _write_stdout(data)
+    else:
+        DEFAULT_FS.replace_atomically(os.fspath(args.output), data)
+    document = render.export_json(report, args.output, len(data))
+    text = render.export_text(report, "stdout" if to_stdout else args.output, len(data))
+    if not to_stdout:
+        _emit(args, document, text)
+    elif not args.quiet:  # stdout holds the artifact only: the summary goes to stderr
+        summary = json.dumps(document, indent=2) if args.json else f"durability: {text}"
+        print(summary, file=sys.stderr, flush=True)
     return OK
 
 
@@ -253,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         code: int = args.run(args)
         return code
+    except _OutputClosed:
+        _silence_stdout()
+        return OUTPUT_CLOSED
     except CommandError as exc:
         message, code = str(exc), exc.code
     except DurabilityError as exc:
@@ -265,7 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message, code = f"internal error: {type(exc).__name__}: {exc}", USAGE
     print(f"durability: error: {' '.join(message.split())}", file=sys.stderr)
     if json_mode:
-        print(json.dumps({"ok": False, "error": message, "exit_code": code}))
+        try:
+            _write_stdout(json.dumps({"ok": False, "error": message, "exit_code": code}))
+        except _OutputClosed:
+            _silence_stdout()
     return code
 
 

@@ -1,24 +1,16 @@
 """Text and JSON renderings of what the toolkit reports (used by the CLI).
 
-Every function here is pure: values in, ``str`` or JSON-ready data (dicts,
-lists, ``str``, ``int``, ``bool``, ``None``) out; nothing is printed. Text is
-what ``durability`` prints by default, the JSON-ready data what it prints with
-``--json``::
-
-    >>> print(table(("op", "level"), [("a", "soft_safe"), ("b", None)]))
-    op  level
-    --  ---------
-    a   soft_safe
-    b   -
-
-Data flows one way: this module builds on the store, the planner and the
-backends' reports and never imports the command line.
+Every function here is pure: values in, ``str`` (what ``durability`` prints
+by default) or JSON-ready data (what it prints with ``--json``) out; nothing
+is printed. Data flows one way: this module builds on the store, the planner
+and the backends' reports, and never imports the command line.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .artifact import (
     AgreementWalArtifact,
@@ -31,12 +23,17 @@ from .model import AgreementLevel, max_level
 from .planner import DurableRecoveryDecision, DurableRecoveryPlan
 from .store import Checkpoint
 
+if TYPE_CHECKING:  # the demo is a peer (it spawns processes): a type-only reference
+    from .demo import DemoResult
+
 __all__ = [
     "UNVERIFIED",
     "checkpoint_json",
     "checkpoint_text",
-    "DemoOutcome",
     "decision_json",
+    "export_json",
+    "export_tail_line",
+    "export_text",
     "demo_json",
     "demo_text",
     "inspect_json",
@@ -168,9 +165,7 @@ def plan_text(plan: DurableRecoveryPlan) -> str:
         "gate",
         "cached evidence",
     )
-    counts: dict[str, int] = {}
-    for d in plan.decisions:
-        counts[d.action.value] = counts.get(d.action.value, 0) + 1
+    counts = Counter(d.action.value for d in plan.decisions)
     ticks = (
         f"ticks {meta.wal_tail_start_tick}..{meta.highest_recovered_tick}"
         if meta.wal_tail_start_tick is not None
@@ -277,6 +272,32 @@ def inspect_text(report: LogReport) -> str:
     return "\n".join(lines)
 
 
+def export_tail_line(path: str, tail: TornTail) -> str:
+    """The warning ``export`` prints when the log's torn tail is left out."""
+    return (
+        f"{path}: torn tail at offset {tail.offset} ({tail.dropped} bytes, "
+        f"{tail.reason}) left out of the export"
+    )
+
+
+def export_json(report: LogReport, output: str, size: int) -> dict[str, Any]:
+    """``export --json``: what was written where (``"-"`` for stdout), and
+    ``torn_tail_left_out`` (`tail_json`, ``None`` when there was none)."""
+    return {
+        "log": report.path,
+        "output": output,
+        "kind": type(report.artifact).__name__,
+        "entries": report.entries,
+        "bytes": size,
+        "torn_tail_left_out": tail_json(report.torn_tail),
+    }
+
+
+def export_text(report: LogReport, output: str, size: int) -> str:
+    """``export``: one line saying what was written where."""
+    return f"wrote {output}: one v1 artifact, {report.entries} entries, {size} bytes"
+
+
 # -- checkpoints ----------------------------------------------------------------
 
 
@@ -302,51 +323,24 @@ def checkpoint_text(checkpoint: Checkpoint, size: int) -> str:
         if meta.wal_tail_start_tick is not None
         else "none"
     )
-
-    def ids(values: Sequence[str]) -> str:
-        return ", ".join(values) or "none"
-
-    return "\n".join(
-        [
-            f"{checkpoint.path}: checkpoint at tick {checkpoint.tick}, {size} bytes; "
-            f"state {len(checkpoint.state)} bytes",
-            f"recovery metadata: checkpoint tick {meta.checkpoint_tick}; WAL after it: {ticks}",
-            f"  resumed operations: {ids(meta.resumed_operation_ids)}",
-            f"  terminal operations: {ids(meta.terminal_operation_ids)}",
-            f"  cached evidence: {ids(meta.cached_evidence_ids)}",
-        ]
-    )
+    lines = [
+        f"{checkpoint.path}: checkpoint at tick {checkpoint.tick}, {size} bytes; "
+        f"state {len(checkpoint.state)} bytes",
+        f"recovery metadata: checkpoint tick {meta.checkpoint_tick}; WAL after it: {ticks}",
+    ]
+    for name, ids in (
+        ("resumed operations", meta.resumed_operation_ids),
+        ("terminal operations", meta.terminal_operation_ids),
+        ("cached evidence", meta.cached_evidence_ids),
+    ):
+        lines.append(f"  {name}: {', '.join(ids) or 'none'}")
+    return "\n".join(lines)
 
 
 # -- the demo -------------------------------------------------------------------
 
 
-class DemoOutcome(Protocol):
-    """What `demo_json`/`demo_text` read (``durability.demo.DemoResult`` has it)."""
-
-    @property
-    def directory(self) -> str: ...
-    @property
-    def worker_pid(self) -> int: ...
-    @property
-    def killed(self) -> bool: ...
-    @property
-    def last_tick(self) -> int: ...
-    @property
-    def torn_write(self) -> dict[str, int] | None: ...
-    @property
-    def repairs(self) -> dict[str, Any]: ...
-    @property
-    def plan(self) -> DurableRecoveryPlan: ...
-    @property
-    def all_sound(self) -> bool: ...
-    @property
-    def replayed_effects(self) -> int: ...
-    @property
-    def inner_calls_on_replay(self) -> int: ...
-
-
-def demo_json(result: DemoOutcome) -> dict[str, Any]:
+def demo_json(result: DemoResult) -> dict[str, Any]:
     """``demo --json``: the worker, the torn-tail repairs, the plan, soundness
     and the replay through the evidence cache."""
     return {
@@ -368,7 +362,7 @@ def demo_json(result: DemoOutcome) -> dict[str, Any]:
     }
 
 
-def demo_text(result: DemoOutcome) -> str:
+def demo_text(result: DemoResult) -> str:
     """``demo``: what the kill hit, what reopening cut, the plan, soundness
     and the replay, as a short story."""
     torn = result.torn_write
