@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
+import re
 import sys
 import tempfile
 import traceback
-import warnings
 from collections.abc import Callable, Sequence
+from importlib import metadata
+from inspect import signature
+from pathlib import Path
 from typing import Any, NoReturn
 
 from . import render
-from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
-from .backends.file import LogReport, TornTailWarning, inspect_log
+from .artifact import AgreementWalArtifact, DurableRecoveryMetadata, EvidenceOutcomeCacheArtifact
+from .backends.file import LogReport, inspect_log
+from .codec import decode_item
+from .console import OutputClosed, report_repairs_on_stderr, say, silence_stdout, write_stdout
 from .errors import (
     ArtifactTooLargeError,
     DecodeError,
@@ -36,9 +40,14 @@ from .errors import (
     PayloadKindError,
 )
 from .fileio import DEFAULT_FS
-from .persisted import MAX_ARTIFACT_BYTES, SCHEMA_VERSION, PersistedDurabilityArtifact
+from .persisted import (
+    MAX_ARTIFACT_BYTES,
+    SCHEMA_VERSION,
+    PersistedDurabilityArtifact,
+    payload_from_envelope,
+)
 from .planner import DurableRecoveryPlan
-from .store import StateDirectory
+from .store import CHECKPOINT_FORMAT, Checkpoint, StateDirectory
 
 __all__ = ["main"]
 
@@ -55,72 +64,20 @@ class CommandError(Exception):
         self.code = code
 
 
-class _OutputClosed(Exception):
-    """stdout's reader closed it (EPIPE): the command stops writing, quietly."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise CommandError(f"{message} (see `{self.prog} --help`)", USAGE)
 
 
-# -- output helpers -----------------------------------------------------------
-
-
-def _write_stdout(data: bytes | str) -> None:
-    """Write all of `data` (text gets a newline) to stdout and flush it.
-
-    Goes through the binary layer in a loop: with ``PYTHONUNBUFFERED=1`` that
-    layer is the raw file, whose partial writes the text layer would silently
-    drop. A reader that went away is noticed here (`_OutputClosed`), not in
-    the interpreter's final flush.
-    """
-    out = getattr(sys.stdout, "buffer", None)
-    try:
-        if isinstance(data, str):
-            text = data + "\n"
-            if out is None:  # stdout replaced by a text-only stream
-                sys.stdout.write(text)
-                sys.stdout.flush()
-                return
-            data = text.encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict")
-        elif out is None:
-            raise CommandError("stdout cannot take binary data here", USAGE)
-        sys.stdout.flush()  # whatever the text layer holds goes first
-        view = memoryview(data)
-        while view:
-            written = out.write(view)
-            view = view[written or 0 :]
-        out.flush()
-    except BrokenPipeError as exc:
-        raise _OutputClosed from exc
+# -- commands ----------------------------------------------------------------
 
 
 def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
-    _write_stdout(json.dumps(document, indent=2, sort_keys=False) if args.json else text)
-
-
-def _silence_stdout() -> None:
-    """Point file descriptor 1 at the null device, so that flushing what is
-    still buffered (at exit) cannot fail on the closed pipe."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        finally:
-            os.close(devnull)
-    except (OSError, ValueError):  # stdout without a descriptor: nothing to flush into a pipe
-        pass
+    write_stdout(json.dumps(document, indent=2, sort_keys=False) if args.json else text)
 
 
 def _progress(args: argparse.Namespace) -> Callable[[str], None]:
-    def say(line: str) -> None:
-        print(f"durability: {line}", file=sys.stderr, flush=True)
-
     return say if not args.quiet else (lambda line: None)
-
-
-# -- commands ----------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -129,11 +86,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.operations < 1:
         raise CommandError("--operations must be at least 1", USAGE)
     directory = args.dir or tempfile.mkdtemp(prefix="durability-demo-")
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise CommandError(f"{directory} is not a directory; give the demo a new directory", USAGE)
     if os.path.exists(directory) and os.listdir(directory):
         raise CommandError(f"{directory} is not empty; give the demo a new directory", USAGE)
-    say = _progress(args)
-    say(f"state directory {directory}; worker drives {args.operations} operations")
-    result = run_demo(directory, operations=args.operations, seed=args.seed, progress=say)
+    progress = _progress(args)
+    progress(f"state directory {directory}; worker drives {args.operations} operations")
+    result = run_demo(directory, operations=args.operations, seed=args.seed, progress=progress)
     _emit(args, render.demo_json(result), render.demo_text(result))
     return OK if result.all_sound and result.inner_calls_on_replay == 0 else FAILED
 
@@ -153,8 +112,41 @@ def _scan(args: argparse.Namespace, path: str) -> LogReport:
     return inspect_log(path)
 
 
+def read_checkpoint_file(path: str) -> Checkpoint | None:
+    """The checkpoint in file `path` (``checkpoints/checkpoint-<tick>.cbor``
+    of a state directory, or a copy), or ``None`` if it holds something else.
+
+    Raises `DecodeError` naming the file for a damaged checkpoint.
+    """
+    try:
+        data = DEFAULT_FS.read_capped(path, MAX_ARTIFACT_BYTES)
+        obj, end = decode_item(data)
+    except DurabilityError:
+        return None
+    if end != len(data) or not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        return None
+    tick, state = obj.get("tick"), obj.get("state")
+    named = re.fullmatch(r"checkpoint-(\d{20})\.cbor", os.path.basename(path))
+    if not isinstance(tick, int) or tick < 0 or not isinstance(state, bytes):
+        raise DecodeError(f"{path}: tick or state field is wrong")
+    if named and int(named.group(1)) != tick:
+        raise DecodeError(f"{path}: holds tick {tick}, its name says {int(named.group(1))}")
+    _version, metadata = payload_from_envelope(obj.get("recovery_metadata"), where=path)
+    if not isinstance(metadata, DurableRecoveryMetadata):
+        raise DecodeError(f"{path}: recovery_metadata holds a {type(metadata).__name__}")
+    return Checkpoint(tick=tick, state=state, metadata=metadata, path=Path(path))
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    report = _scan(args, args.path)
+    try:
+        report = _scan(args, args.path)
+    except DecodeError:
+        found = read_checkpoint_file(args.path)  # not a log: maybe a checkpoint
+        if found is None:
+            raise
+        size = os.path.getsize(args.path)
+        _emit(args, render.checkpoint_json(found, size), render.checkpoint_text(found, size))
+        return OK
     _emit(args, render.inspect_json(report), render.inspect_text(report))
     return OK
 
@@ -162,48 +154,66 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     report = _scan(args, args.path)
     artifact = report.artifact
-    problems: list[str] = []
-    if report.torn_tail is not None and args.strict:
-        torn = report.torn_tail
-        problems.append(f"torn tail at offset {torn.offset} ({torn.dropped} bytes): {torn.reason}")
-    anomalies: list[str] = []
+    problems: list[str] = []  # escalation order and planner consistency
     if isinstance(artifact, AgreementWalArtifact):
         try:
             artifact.validate_monotonic_escalations()
             plan = DurableRecoveryPlan.from_checkpoint(
                 0, None, artifact, EvidenceOutcomeCacheArtifact(), strict=False
             )
-            anomalies = list(plan.anomalies)
+            if plan.anomalies:
+                problems.append(
+                    f"gates crossed above the proven level for: {', '.join(plan.anomalies)}"
+                )
         except EscalationOrderError as exc:
             problems.append(str(exc))
-        if anomalies:
-            problems.append(f"gates crossed above the proven level for: {', '.join(anomalies)}")
-    document = {**render.report_json(report), "ok": not problems, "problems": problems}
-    lines = [
-        f"{args.path}: checksums ok, {len(report.records)} records, {report.entries} entries"
-        + ("" if report.base_verified else f" (base {render.UNVERIFIED})"),
-        render.tail_line(report.torn_tail),
-    ]
-    if isinstance(artifact, AgreementWalArtifact):
-        lines.append(
-            "escalation order and planner consistency: " + ("ok" if not problems else "FAILED")
+    torn = report.torn_tail
+    failures = list(problems)
+    if torn is not None and args.strict:
+        failures.append(f"torn tail at offset {torn.offset} ({torn.dropped} bytes): {torn.reason}")
+    document = {**render.report_json(report), "ok": not failures, "problems": failures}
+    if report.kind is None:
+        head = f"{args.path}: empty log, {report.size} bytes, no entries"
+    else:
+        head = (
+            f"{args.path}: checksums ok, {len(report.records)} records, {report.entries} entries"
+            + ("" if report.base_verified else f" (base {render.UNVERIFIED})")
         )
-    lines += [f"problem: {p}" for p in problems]
+    lines = [head, render.tail_line(torn)]
+    if isinstance(artifact, AgreementWalArtifact):
+        verdict = "ok" if not problems else "FAILED"
+        lines.append(f"escalation order and planner consistency: {verdict}")
+    lines += [f"problem: {p}" for p in failures]
     _emit(args, document, "\n".join(lines))
-    return OK if not problems else FAILED
+    return OK if not failures else FAILED
+
+
+# StateDirectory(read_only=True) comes from main; until this branch is merged
+# with it, the old (repairing) open is used. After the merge this is simply
+# `StateDirectory(args.dir, create=False, read_only=True)` (see `cmd_plan`).
+_READ_ONLY: dict[str, Any] = (
+    {"read_only": True} if "read_only" in signature(StateDirectory).parameters else {}
+)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    tick = args.checkpoint_tick
+    if tick is not None and tick < 0:
+        raise CommandError(f"--checkpoint-tick must be at least 0, not {tick}", USAGE)
     if not os.path.isdir(args.dir):
         raise CommandError(f"{args.dir} is not a state directory", USAGE)
-    with StateDirectory(args.dir, create=False) as store:
-        plan = store.plan_recovery(args.checkpoint_tick, strict=not args.no_strict)
-        document = {
-            "directory": args.dir,
-            "repairs": {k: None if v is None else str(v) for k, v in store.repairs.items()},
-            **render.plan_json(plan),
-        }
-    _emit(args, document, render.plan_text(plan))
+    # Read only: nothing under DIR is created, truncated or repaired; a torn
+    # tail is in `store.repairs` as what opening for writing would cut.
+    with StateDirectory(args.dir, create=False, **_READ_ONLY) as store:
+        if tick is not None and tick not in (ticks := store.checkpoint_ticks()):
+            listed = f"tick{'s' * (len(ticks) > 1)} {', '.join(map(str, ticks))}"
+            there = f"checkpoints exist at {listed}" if ticks else "no checkpoints"
+            raise CommandError(f"no checkpoint at tick {tick} in {args.dir} ({there})", USAGE)
+        plan = store.plan_recovery(tick, strict=not args.no_strict)
+        repairs = dict(store.repairs)
+    document = {"directory": args.dir, "repairs": render.repairs_json(repairs)}
+    text = "\n".join([*render.repair_lines(repairs), render.plan_text(plan)])
+    _emit(args, {**document, **render.plan_json(plan)}, text)
     return FAILED if plan.anomalies else OK
 
 
@@ -223,10 +233,7 @@ def _same_file(a: str, b: str) -> bool:
 def cmd_export(args: argparse.Namespace) -> int:
     to_stdout = args.output == STDOUT
     if to_stdout and sys.stdout.isatty():
-        raise CommandError(
-            "will not write a binary artifact to a terminal; redirect stdout or give -o FILE",
-            USAGE,
-        )
+        raise CommandError("will not write binary to a terminal; redirect or give -o OUT", USAGE)
     if not to_stdout and _same_file(args.log, args.output):
         raise CommandError(
             f"-o {args.output} is the input log {args.log}: export never overwrites its input",
@@ -243,10 +250,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"{len(data)} bytes, max is {MAX_ARTIFACT_BYTES}"
         )
     if report.torn_tail is not None:
-        warning = render.export_tail_line(report.path, report.torn_tail)
-        print(f"durability: {warning}", file=sys.stderr, flush=True)
+        say(render.export_tail_line(report.path, report.torn_tail))
     if to_stdout:
-        _write_stdout(data)
+        write_stdout(data)
     else:
         DEFAULT_FS.replace_atomically(os.fspath(args.output), data)
     document = render.export_json(report, args.output, len(data))
@@ -254,20 +260,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not to_stdout:
         _emit(args, document, text)
     elif not args.quiet:  # stdout holds the artifact only: the summary goes to stderr
-        summary = json.dumps(document, indent=2) if args.json else f"durability: {text}"
-        print(summary, file=sys.stderr, flush=True)
+        if args.json:
+            print(json.dumps(document, indent=2), file=sys.stderr, flush=True)
+        else:
+            say(text)
     return OK
 
 
 # -- entry point ---------------------------------------------------------------
 
 
+def _version() -> str:
+    try:
+        return metadata.version("durability")
+    except metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
+_JSON_HELP = "print one JSON document on stdout"
+_QUIET_HELP = "no progress on stderr"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (also used to render ``--help``)."""
+    """The argument parser (also used to render ``--help``).
+
+    ``--json`` and ``--quiet`` are accepted before or after the command.
+    """
     parser = _Parser(prog="durability", description="Crash safety for agreement protocols.")
+    parser.add_argument("--version", action="version", version=f"durability {_version()}")
     common = _Parser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    common.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    # After the command, SUPPRESS keeps a --json given before it from being reset.
+    for target, default in ((parser, False), (common, argparse.SUPPRESS)):
+        target.add_argument("--json", action="store_true", default=default, help=_JSON_HELP)
+        target.add_argument("--quiet", action="store_true", default=default, help=_QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = sub.add_parser(
@@ -282,62 +307,72 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="random seed of the simulation")
     demo.set_defaults(run=cmd_demo)
 
-    inspect = sub.add_parser("inspect", parents=[common], help="summarise a WAL or cache log")
-    inspect.add_argument("path")
+    read_only = "(read, never modified)"
+    inspect = sub.add_parser(
+        "inspect", parents=[common], help="summarise a WAL or cache log, or a checkpoint"
+    )
+    inspect.add_argument("path", help=f"a WAL or cache log, or a checkpoint file {read_only}")
     inspect.set_defaults(run=cmd_inspect)
 
     verify = sub.add_parser(
         "verify", parents=[common], help="check checksums, escalation order, consistency"
     )
-    verify.add_argument("path")
+    verify.add_argument("path", help=f"a WAL or cache log {read_only}")
     verify.add_argument("--strict", action="store_true", help="a torn tail fails verification too")
     verify.set_defaults(run=cmd_verify)
 
     plan = sub.add_parser("plan", parents=[common], help="the recovery plan of a state directory")
-    plan.add_argument("dir")
-    plan.add_argument("--checkpoint-tick", type=int, default=None, help="plan from this checkpoint")
+    plan.add_argument(
+        "dir", help=f"a state directory: wal.log, evidence.log, checkpoints/ {read_only}"
+    )
+    plan.add_argument(
+        "--checkpoint-tick", type=int, metavar="N", help="plan from the checkpoint at tick N"
+    )
     plan.add_argument(
         "--no-strict", action="store_true", help="list anomalies instead of failing on them"
     )
     plan.set_defaults(run=cmd_plan)
 
     export = sub.add_parser("export", parents=[common], help="write a log as one v1 artifact")
-    export.add_argument("log")
-    export.add_argument("-o", "--output", required=True, help="the artifact file to write")
+    export.add_argument("log", help=f"the WAL or cache log to export {read_only}")
+    export.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="the artifact file to write, never the input log; - for stdout",
+    )
     export.set_defaults(run=cmd_export)
     return parser
 
 
 def _exit_code(exc: DurabilityError) -> int:
-    if isinstance(exc, ArtifactTooLargeError):
-        return USAGE
-    if isinstance(exc, DecodeError | EscalationOrderError | InconsistentWalError):
-        return FAILED
-    return USAGE
-
-
-def _report_repairs_once() -> None:
-    """Torn-tail repairs reach stderr once, as a ``durability:`` line (the
-    backends both log and warn; the CLI keeps the log line)."""
-    warnings.simplefilter("ignore", TornTailWarning)
-    logger = logging.getLogger("durability")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("durability: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
+    """1 for damage (a file over the size cap is unusable input, not damage), else 2."""
+    damage = DecodeError | EscalationOrderError | InconsistentWalError
+    return (
+        FAILED if isinstance(exc, damage) and not isinstance(exc, ArtifactTooLargeError) else USAGE
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (also used by the console script)."""
-    json_mode = "--json" in (argv if argv is not None else sys.argv[1:])
-    _report_repairs_once()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in arguments  # until parsing says for sure
+    report_repairs_on_stderr()
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(arguments)
+        json_mode = args.json
         code: int = args.run(args)
         return code
-    except _OutputClosed:
-        _silence_stdout()
+    except SystemExit as exc:  # --help, --version: printed, done
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_stdout()
+            return OUTPUT_CLOSED
+        return exc.code if isinstance(exc.code, int) else USAGE
+    except OutputClosed:
+        silence_stdout()
         return OUTPUT_CLOSED
     except CommandError as exc:
         message, code = str(exc), exc.code
@@ -352,9 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"durability: error: {' '.join(message.split())}", file=sys.stderr)
     if json_mode:
         try:
-            _write_stdout(json.dumps({"ok": False, "error": message, "exit_code": code}))
-        except _OutputClosed:
-            _silence_stdout()
+            write_stdout(json.dumps({"ok": False, "error": message, "exit_code": code}))
+        except OutputClosed:
+            silence_stdout()
     return code
 
 

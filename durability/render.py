@@ -38,7 +38,6 @@ __all__ = [
     "demo_text",
     "inspect_json",
     "inspect_text",
-    "log_head",
     "metadata_json",
     "plan_json",
     "plan_text",
@@ -73,11 +72,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def tail_json(tail: TornTail | None) -> dict[str, Any] | None:
-    """A torn tail as ``{"offset", "dropped", "reason"}``, or ``None`` for a
-    clean log."""
+    """A torn tail as ``{"offset", "dropped", "reason", "copy_path"}`` (the
+    shape ``demo --json`` uses), or ``None`` for a clean log."""
     if tail is None:
         return None
-    return {"offset": tail.offset, "dropped": tail.dropped, "reason": tail.reason}
+    return {
+        "offset": tail.offset,
+        "dropped": tail.dropped,
+        "reason": tail.reason,
+        "copy_path": tail.copy_path,
+    }
 
 
 def tail_line(tail: TornTail | None) -> str:
@@ -141,6 +145,11 @@ def plan_json(plan: DurableRecoveryPlan) -> dict[str, Any]:
     }
 
 
+def _tick_range(meta: DurableRecoveryMetadata) -> str | None:
+    first, last = meta.wal_tail_start_tick, meta.highest_recovered_tick
+    return None if first is None else f"ticks {first}..{last}"
+
+
 def plan_text(plan: DurableRecoveryPlan) -> str:
     """The per-operation recovery table and a summary."""
     meta = plan.metadata
@@ -156,28 +165,18 @@ def plan_text(plan: DurableRecoveryPlan) -> str:
         )
         for d in plan.decisions
     ]
-    headers = (
-        "operation",
-        "action",
-        "level",
-        "at checkpoint",
-        "finalization",
-        "gate",
-        "cached evidence",
-    )
+    headers = ("operation", "action", "level", "at checkpoint", "finalization", "gate")
     counts = Counter(d.action.value for d in plan.decisions)
-    ticks = (
-        f"ticks {meta.wal_tail_start_tick}..{meta.highest_recovered_tick}"
-        if meta.wal_tail_start_tick is not None
-        else "empty"
-    )
+    ticks = _tick_range(meta) or "empty"
     summary = (
         ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing to recover"
     )
     lines = [
         f"checkpoint tick {meta.checkpoint_tick}; "
         f"WAL suffix: {len(plan.wal_suffix)} entries ({ticks})",
-        table(headers, rows) if rows else "(no operation has entries after the checkpoint)",
+        table((*headers, "cached evidence"), rows)
+        if rows
+        else "(no operation has entries after the checkpoint)",
         f"decisions: {summary}",
         f"anomalies: {', '.join(plan.anomalies) or 'none'}",
     ]
@@ -202,9 +201,15 @@ def report_json(report: LogReport) -> dict[str, Any]:
     }
 
 
-def log_head(report: LogReport) -> str:
-    """The first line of ``inspect``: kind, size, base, records, entries."""
-    kind = (report.kind or "empty").replace("_", " ")
+def _log_head(report: LogReport) -> str:
+    """The first line of ``inspect``: kind, size, base, records, entries.
+
+    A log without a base (a zero-length file, say) is empty: neither
+    checksummed nor unverified.
+    """
+    if report.kind is None:
+        return f"{report.path}: empty log, {report.size} bytes, no entries"
+    kind = report.kind.replace("_", " ")
     return (
         f"{report.path}: {kind} log, {report.size} bytes; base {report.base_bytes} "
         f"bytes ({'checksummed' if report.base_verified else UNVERIFIED}), "
@@ -263,7 +268,7 @@ def inspect_text(report: LogReport) -> str:
     """``inspect``: `log_head`, `tail_line`, then a table per operation (a
     WAL) or per binding (a cache)."""
     artifact = report.artifact
-    lines = [log_head(report), tail_line(report.torn_tail)]
+    lines = [_log_head(report), tail_line(report.torn_tail)]
     if isinstance(artifact, AgreementWalArtifact):
         headers = ("operation", "entries", "level", "first tick", "last tick")
         lines.append(table(headers, _operation_rows(artifact)))
@@ -318,11 +323,7 @@ def checkpoint_text(checkpoint: Checkpoint, size: int) -> str:
     """A checkpoint file: tick, size of the caller's state, and the recovery
     metadata stored beside it."""
     meta = checkpoint.metadata
-    ticks = (
-        f"ticks {meta.wal_tail_start_tick}..{meta.highest_recovered_tick}"
-        if meta.wal_tail_start_tick is not None
-        else "none"
-    )
+    ticks = _tick_range(meta) or "none"
     lines = [
         f"{checkpoint.path}: checkpoint at tick {checkpoint.tick}, {size} bytes; "
         f"state {len(checkpoint.state)} bytes",
@@ -366,7 +367,7 @@ def demo_text(result: DemoResult) -> str:
     """``demo``: what the kill hit, what reopening cut, the plan, soundness
     and the replay, as a short story."""
     torn = result.torn_write
-    repair_lines = [
+    repairs = [
         f"  {name}: cut {tail['dropped']} bytes at offset {tail['offset']} ({tail['reason']})"
         if tail
         else f"  {name}: clean, nothing cut"
@@ -386,7 +387,7 @@ def demo_text(result: DemoResult) -> str:
             " so the kill lands inside one)",
             "",
             "reopening the state directory, torn-tail repair:",
-            *repair_lines,
+            *repairs,
             "",
             "recovery plan from the latest checkpoint:",
             plan_text(result.plan),
