@@ -1,0 +1,400 @@
+"""Text and JSON renderings of what the toolkit reports (used by the CLI).
+
+Every function here is pure: values in, ``str`` (what ``durability`` prints
+by default) or JSON-ready data (what it prints with ``--json``) out; nothing
+is printed. Data flows one way: this module builds on the store, the planner
+and the backends' reports, and never imports the command line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .artifact import (
+    AgreementWalArtifact,
+    DurableRecoveryMetadata,
+    EvidenceOutcomeCacheArtifact,
+    proven_level,
+)
+from .backends.file import LogReport, TornTail
+from .model import AgreementLevel, max_level
+from .planner import DurableRecoveryDecision, DurableRecoveryPlan
+from .store import Checkpoint
+
+if TYPE_CHECKING:  # the demo is a peer (it spawns processes): a type-only reference
+    from .demo import DemoResult
+
+__all__ = [
+    "UNVERIFIED",
+    "checkpoint_json",
+    "checkpoint_text",
+    "decision_json",
+    "export_json",
+    "export_tail_line",
+    "export_text",
+    "demo_json",
+    "demo_text",
+    "inspect_json",
+    "inspect_text",
+    "metadata_json",
+    "plan_json",
+    "plan_text",
+    "repair_lines",
+    "repairs_json",
+    "report_json",
+    "table",
+    "tail_json",
+    "tail_line",
+]
+
+#: How a log base without the toolkit's checksum record is described.
+UNVERIFIED = "unverified: written by another tool"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces, a dashed rule under the
+    headers; ``None`` cells print as ``-``."""
+    cells = [
+        [str(h) for h in headers],
+        *[["-" if c is None else str(c) for c in row] for row in rows],
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+# -- torn tails ---------------------------------------------------------------
+
+
+def tail_json(tail: TornTail | None) -> dict[str, Any] | None:
+    """A torn tail as ``{"offset", "dropped", "reason", "copy_path"}`` (the
+    shape ``demo --json`` uses), or ``None`` for a clean log."""
+    if tail is None:
+        return None
+    return {
+        "offset": tail.offset,
+        "dropped": tail.dropped,
+        "reason": tail.reason,
+        "copy_path": tail.copy_path,
+    }
+
+
+def tail_line(tail: TornTail | None) -> str:
+    """One line on a log's torn tail: ``no torn tail`` or where it starts,
+    how many bytes opening the log for writing cuts, and why."""
+    if tail is None:
+        return "no torn tail"
+    return (
+        f"torn tail at offset {tail.offset}: {tail.dropped} bytes would be cut on open "
+        f"({tail.reason})"
+    )
+
+
+def repairs_json(repairs: Mapping[str, TornTail | None]) -> dict[str, Any]:
+    """`StateDirectory.repairs` as JSON-ready data: file name to `tail_json`."""
+    return {name: tail_json(tail) for name, tail in repairs.items()}
+
+
+def repair_lines(repairs: Mapping[str, TornTail | None]) -> list[str]:
+    """One line per log of a state directory that has a torn tail (none for
+    clean logs), each naming the file."""
+    return [f"{name}: {tail_line(tail)}" for name, tail in repairs.items() if tail is not None]
+
+
+# -- plans --------------------------------------------------------------------
+
+
+def decision_json(decision: DurableRecoveryDecision) -> dict[str, Any]:
+    """A decision as JSON-ready data (enum values as their snake_case text)."""
+    return {
+        "operation_id": decision.operation_id,
+        "action": decision.action.value,
+        "level": decision.level.value,
+        "checkpoint_level": decision.checkpoint_level.value,
+        "finalization": decision.finalization.value if decision.finalization else None,
+        "gate_crossed": decision.gate_crossed,
+        "gate_level": decision.gate_level.value if decision.gate_level else None,
+        "cached_evidence_ids": list(decision.cached_evidence_ids),
+    }
+
+
+def metadata_json(meta: DurableRecoveryMetadata) -> dict[str, Any]:
+    """Recovery metadata as JSON-ready data (field names as in the artifact)."""
+    return {
+        "checkpoint_tick": meta.checkpoint_tick,
+        "wal_tail_start_tick": meta.wal_tail_start_tick,
+        "highest_recovered_tick": meta.highest_recovered_tick,
+        "resumed_operation_ids": list(meta.resumed_operation_ids),
+        "terminal_operation_ids": list(meta.terminal_operation_ids),
+        "cached_evidence_ids": list(meta.cached_evidence_ids),
+    }
+
+
+def plan_json(plan: DurableRecoveryPlan) -> dict[str, Any]:
+    """A plan (without its checkpoint state) as JSON-ready data."""
+    return {
+        "metadata": metadata_json(plan.metadata),
+        "wal_suffix_entries": len(plan.wal_suffix),
+        "decisions": [decision_json(d) for d in plan.decisions],
+        "anomalies": list(plan.anomalies),
+    }
+
+
+def _tick_range(meta: DurableRecoveryMetadata) -> str | None:
+    first, last = meta.wal_tail_start_tick, meta.highest_recovered_tick
+    return None if first is None else f"ticks {first}..{last}"
+
+
+def plan_text(plan: DurableRecoveryPlan) -> str:
+    """The per-operation recovery table and a summary."""
+    meta = plan.metadata
+    rows = [
+        (
+            d.operation_id,
+            d.action.value,
+            d.level.value,
+            d.checkpoint_level.value,
+            d.finalization.value if d.finalization else None,
+            (d.gate_level.value if d.gate_level else "yes") if d.gate_crossed else "no",
+            ", ".join(d.cached_evidence_ids) or None,
+        )
+        for d in plan.decisions
+    ]
+    headers = ("operation", "action", "level", "at checkpoint", "finalization", "gate")
+    counts = Counter(d.action.value for d in plan.decisions)
+    ticks = _tick_range(meta) or "empty"
+    summary = (
+        ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing to recover"
+    )
+    lines = [
+        f"checkpoint tick {meta.checkpoint_tick}; "
+        f"WAL suffix: {len(plan.wal_suffix)} entries ({ticks})",
+        table((*headers, "cached evidence"), rows)
+        if rows
+        else "(no operation has entries after the checkpoint)",
+        f"decisions: {summary}",
+        f"anomalies: {', '.join(plan.anomalies) or 'none'}",
+    ]
+    return "\n".join(lines)
+
+
+# -- logs ---------------------------------------------------------------------
+
+
+def report_json(report: LogReport) -> dict[str, Any]:
+    """What `inspect_log` found, as JSON-ready data (``kind`` is ``None`` for
+    an empty log)."""
+    return {
+        "path": report.path,
+        "kind": report.kind,
+        "base_verified": report.base_verified,
+        "base_bytes": report.base_bytes,
+        "records": len(report.records),
+        "entries": report.entries,
+        "size": report.size,
+        "torn_tail": tail_json(report.torn_tail),
+    }
+
+
+def _log_head(report: LogReport) -> str:
+    """The first line of ``inspect``: kind, size, base, records, entries.
+
+    A log without a base (a zero-length file, say) is empty: neither
+    checksummed nor unverified.
+    """
+    if report.kind is None:
+        return f"{report.path}: empty log, {report.size} bytes, no entries"
+    kind = report.kind.replace("_", " ")
+    return (
+        f"{report.path}: {kind} log, {report.size} bytes; base {report.base_bytes} "
+        f"bytes ({'checksummed' if report.base_verified else UNVERIFIED}), "
+        f"{len(report.records)} records, {report.entries} entries"
+    )
+
+
+def _operation_rows(artifact: AgreementWalArtifact) -> list[tuple[str, int, str, int, int]]:
+    per_op: dict[str, tuple[int, AgreementLevel, int, int]] = {}
+    for entry in artifact.entries:
+        count, level, first, last = per_op.get(
+            entry.operation_id, (0, AgreementLevel.NONE, entry.tick, entry.tick)
+        )
+        per_op[entry.operation_id] = (
+            count + 1,
+            max_level(level, proven_level(entry)),
+            min(first, entry.tick),
+            max(last, entry.tick),
+        )
+    return [
+        (op, count, level.value, first, last)
+        for op, (count, level, first, last) in sorted(per_op.items())
+    ]
+
+
+def _binding_rows(artifact: EvidenceOutcomeCacheArtifact) -> list[tuple[str, str, str]]:
+    return [
+        (
+            binding.evidence_id,
+            f"{binding.interface_name}.{binding.operation_name}",
+            binding.outcome.status.value,
+        )
+        for binding in artifact.entries
+    ]
+
+
+def inspect_json(report: LogReport) -> dict[str, Any]:
+    """``inspect --json``: `report_json` plus ``operations`` (a WAL: entries,
+    proven level and tick range per operation) or ``bindings`` (a cache)."""
+    document = report_json(report)
+    artifact = report.artifact
+    if isinstance(artifact, AgreementWalArtifact):
+        op_keys = ("operation_id", "entries", "level", "first_tick", "last_tick")
+        document["operations"] = [
+            dict(zip(op_keys, row, strict=True)) for row in _operation_rows(artifact)
+        ]
+    elif isinstance(artifact, EvidenceOutcomeCacheArtifact):
+        binding_keys = ("evidence_id", "effect", "status")
+        document["bindings"] = [
+            dict(zip(binding_keys, row, strict=True)) for row in _binding_rows(artifact)
+        ]
+    return document
+
+
+def inspect_text(report: LogReport) -> str:
+    """``inspect``: `log_head`, `tail_line`, then a table per operation (a
+    WAL) or per binding (a cache)."""
+    artifact = report.artifact
+    lines = [_log_head(report), tail_line(report.torn_tail)]
+    if isinstance(artifact, AgreementWalArtifact):
+        headers = ("operation", "entries", "level", "first tick", "last tick")
+        lines.append(table(headers, _operation_rows(artifact)))
+    elif isinstance(artifact, EvidenceOutcomeCacheArtifact):
+        lines.append(table(("evidence id", "effect", "status"), _binding_rows(artifact)))
+    return "\n".join(lines)
+
+
+def export_tail_line(path: str, tail: TornTail) -> str:
+    """The warning ``export`` prints when the log's torn tail is left out."""
+    return (
+        f"{path}: torn tail at offset {tail.offset} ({tail.dropped} bytes, "
+        f"{tail.reason}) left out of the export"
+    )
+
+
+def export_json(report: LogReport, output: str, size: int) -> dict[str, Any]:
+    """``export --json``: what was written where (``"-"`` for stdout), and
+    ``torn_tail_left_out`` (`tail_json`, ``None`` when there was none)."""
+    return {
+        "log": report.path,
+        "output": output,
+        "kind": type(report.artifact).__name__,
+        "entries": report.entries,
+        "bytes": size,
+        "torn_tail_left_out": tail_json(report.torn_tail),
+    }
+
+
+def export_text(report: LogReport, output: str, size: int) -> str:
+    """``export``: one line saying what was written where."""
+    return f"wrote {output}: one v1 artifact, {report.entries} entries, {size} bytes"
+
+
+# -- checkpoints ----------------------------------------------------------------
+
+
+def checkpoint_json(checkpoint: Checkpoint, size: int) -> dict[str, Any]:
+    """A checkpoint file (`size` bytes on disk) as JSON-ready data; its state
+    is summarised by length, not printed."""
+    return {
+        "path": str(checkpoint.path),
+        "kind": "checkpoint",
+        "size": size,
+        "tick": checkpoint.tick,
+        "state_bytes": len(checkpoint.state),
+        "recovery_metadata": metadata_json(checkpoint.metadata),
+    }
+
+
+def checkpoint_text(checkpoint: Checkpoint, size: int) -> str:
+    """A checkpoint file: tick, size of the caller's state, and the recovery
+    metadata stored beside it."""
+    meta = checkpoint.metadata
+    ticks = _tick_range(meta) or "none"
+    lines = [
+        f"{checkpoint.path}: checkpoint at tick {checkpoint.tick}, {size} bytes; "
+        f"state {len(checkpoint.state)} bytes",
+        f"recovery metadata: checkpoint tick {meta.checkpoint_tick}; WAL after it: {ticks}",
+    ]
+    for name, ids in (
+        ("resumed operations", meta.resumed_operation_ids),
+        ("terminal operations", meta.terminal_operation_ids),
+        ("cached evidence", meta.cached_evidence_ids),
+    ):
+        lines.append(f"  {name}: {', '.join(ids) or 'none'}")
+    return "\n".join(lines)
+
+
+# -- the demo -------------------------------------------------------------------
+
+
+def demo_json(result: DemoResult) -> dict[str, Any]:
+    """``demo --json``: the worker, the torn-tail repairs, the plan, soundness
+    and the replay through the evidence cache."""
+    return {
+        "directory": result.directory,
+        "worker": {
+            "pid": result.worker_pid,
+            "killed": result.killed,
+            "signal": "SIGKILL" if result.killed else None,
+            "last_completed_tick": result.last_tick,
+            "torn_write": result.torn_write,
+        },
+        "repairs": result.repairs,
+        "plan": plan_json(result.plan),
+        "all_decisions_sound": result.all_sound,
+        "replay": {
+            "cached_effects_replayed": result.replayed_effects,
+            "inner_handler_calls": result.inner_calls_on_replay,
+        },
+    }
+
+
+def demo_text(result: DemoResult) -> str:
+    """``demo``: what the kill hit, what reopening cut, the plan, soundness
+    and the replay, as a short story."""
+    torn = result.torn_write
+    repairs = [
+        f"  {name}: cut {tail['dropped']} bytes at offset {tail['offset']} ({tail['reason']})"
+        if tail
+        else f"  {name}: clean, nothing cut"
+        for name, tail in result.repairs.items()
+    ]
+    return "\n".join(
+        [
+            f"worker {result.worker_pid} "
+            + (
+                f"killed with SIGKILL during tick {result.last_tick + 1}, "
+                f"inside a {torn['size']}-byte WAL record write at offset {torn['offset']} "
+                f"({torn['written']} bytes on disk)"
+                if torn
+                else "finished before the kill point"
+            ),
+            "(from the kill tick on, the worker's disk wrote each WAL record in two halves,"
+            " so the kill lands inside one)",
+            "",
+            "reopening the state directory, torn-tail repair:",
+            *repairs,
+            "",
+            "recovery plan from the latest checkpoint:",
+            plan_text(result.plan),
+            "",
+            f"soundness predicate holds for every decision: {'yes' if result.all_sound else 'NO'}",
+            f"replayed {result.replayed_effects} agreed side effects through the evidence cache: "
+            f"the live handler ran {result.inner_calls_on_replay} times",
+            f"state directory kept at {result.directory}",
+        ]
+    )
