@@ -16,20 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from importlib import metadata
-from inspect import signature
 from pathlib import Path
 from typing import Any, NoReturn
 
 from . import render
-from .artifact import AgreementWalArtifact, DurableRecoveryMetadata, EvidenceOutcomeCacheArtifact
-from .backends.file import LogReport, inspect_log
-from .codec import decode_item
+from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
+from .backends.file import LogReport, export_artifact, inspect_log
 from .console import OutputClosed, report_repairs_on_stderr, say, silence_stdout, write_stdout
 from .errors import (
     ArtifactTooLargeError,
@@ -37,17 +34,13 @@ from .errors import (
     DurabilityError,
     EscalationOrderError,
     InconsistentWalError,
-    PayloadKindError,
 )
 from .fileio import DEFAULT_FS
 from .persisted import (
     MAX_ARTIFACT_BYTES,
-    SCHEMA_VERSION,
-    PersistedDurabilityArtifact,
-    payload_from_envelope,
 )
 from .planner import DurableRecoveryPlan
-from .store import CHECKPOINT_FORMAT, Checkpoint, StateDirectory
+from .store import Checkpoint, StateDirectory, decode_checkpoint, looks_like_checkpoint
 
 __all__ = ["main"]
 
@@ -120,21 +113,9 @@ def read_checkpoint_file(path: str) -> Checkpoint | None:
     """
     try:
         data = DEFAULT_FS.read_capped(path, MAX_ARTIFACT_BYTES)
-        obj, end = decode_item(data)
     except DurabilityError:
         return None
-    if end != len(data) or not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        return None
-    tick, state = obj.get("tick"), obj.get("state")
-    named = re.fullmatch(r"checkpoint-(\d{20})\.cbor", os.path.basename(path))
-    if not isinstance(tick, int) or tick < 0 or not isinstance(state, bytes):
-        raise DecodeError(f"{path}: tick or state field is wrong")
-    if named and int(named.group(1)) != tick:
-        raise DecodeError(f"{path}: holds tick {tick}, its name says {int(named.group(1))}")
-    _version, metadata = payload_from_envelope(obj.get("recovery_metadata"), where=path)
-    if not isinstance(metadata, DurableRecoveryMetadata):
-        raise DecodeError(f"{path}: recovery_metadata holds a {type(metadata).__name__}")
-    return Checkpoint(tick=tick, state=state, metadata=metadata, path=Path(path))
+    return decode_checkpoint(data, Path(path)) if looks_like_checkpoint(data) else None
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -188,14 +169,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return OK if not failures else FAILED
 
 
-# StateDirectory(read_only=True) comes from main; until this branch is merged
-# with it, the old (repairing) open is used. After the merge this is simply
-# `StateDirectory(args.dir, create=False, read_only=True)` (see `cmd_plan`).
-_READ_ONLY: dict[str, Any] = (
-    {"read_only": True} if "read_only" in signature(StateDirectory).parameters else {}
-)
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     tick = args.checkpoint_tick
     if tick is not None and tick < 0:
@@ -204,7 +177,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.dir} is not a state directory", USAGE)
     # Read only: nothing under DIR is created, truncated or repaired; a torn
     # tail is in `store.repairs` as what opening for writing would cut.
-    with StateDirectory(args.dir, create=False, **_READ_ONLY) as store:
+    with StateDirectory(args.dir, create=False, read_only=True) as store:
         if tick is not None and tick not in (ticks := store.checkpoint_ticks()):
             listed = f"tick{'s' * (len(ticks) > 1)} {', '.join(map(str, ticks))}"
             there = f"checkpoints exist at {listed}" if ticks else "no checkpoints"
@@ -240,15 +213,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             USAGE,
         )
     report = _scan(args, args.log)  # one read: the content and the torn tail left out
-    if report.artifact is None:
-        raise PayloadKindError(f"log {report.path} is empty: its payload kind is unknown")
-    artifact = PersistedDurabilityArtifact(schema_version=SCHEMA_VERSION, payload=report.artifact)
-    data = artifact.to_cbor()
-    if len(data) > MAX_ARTIFACT_BYTES:  # the Rust original would refuse to read it
-        raise ArtifactTooLargeError(
-            f"decode persisted durability artifact {report.path}: exported artifact would be "
-            f"{len(data)} bytes, max is {MAX_ARTIFACT_BYTES}"
-        )
+    _artifact, data = export_artifact(report)
     if report.torn_tail is not None:
         say(render.export_tail_line(report.path, report.torn_tail))
     if to_stdout:

@@ -20,7 +20,7 @@ import os
 import sys
 import warnings
 
-from .backends.log import TornTailWarning
+from .backends.modes import TornTailWarning
 
 __all__ = ["OutputClosed", "report_repairs_on_stderr", "say", "silence_stdout", "write_stdout"]
 

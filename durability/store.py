@@ -41,7 +41,7 @@ from .handlers import AgreementWalHandler, WalSyncMode
 from .persisted import MAX_ARTIFACT_BYTES, envelope_plain, payload_from_envelope
 from .planner import DurableRecoveryPlan
 
-__all__ = ["Checkpoint", "StateDirectory"]
+__all__ = ["Checkpoint", "StateDirectory", "decode_checkpoint", "looks_like_checkpoint"]
 
 WAL_FILE = "wal.log"
 CACHE_FILE = "evidence.log"
@@ -59,6 +59,41 @@ class Checkpoint:
     state: bytes
     metadata: DurableRecoveryMetadata
     path: Path
+
+
+def decode_checkpoint(data: bytes, path: Path, *, tick: int | None = None) -> Checkpoint:
+    """The checkpoint held by `data`, the bytes of file `path`; `tick`, when
+    given, must be the one it holds (else the tick in its name, when it has
+    the ``checkpoint-<tick>.cbor`` form). Raises `DecodeError` naming the file."""
+    where = str(path)
+    try:
+        obj, end = decode_item(data)
+    except DecodeError as exc:
+        raise DecodeError(f"{where}: {exc.detail}") from exc
+    if end != len(data) or not isinstance(obj, dict):
+        raise DecodeError(f"{where}: not a checkpoint")
+    if obj.get("format") != CHECKPOINT_FORMAT:
+        raise DecodeError(f"{where}: unknown checkpoint format {obj.get('format')!r}")
+    named = _CHECKPOINT_NAME.match(path.name)
+    expected = tick if tick is not None else int(named.group(1)) if named else None
+    found, state = obj.get("tick"), obj.get("state")
+    if not isinstance(found, int) or found < 0 or not isinstance(state, bytes):
+        raise DecodeError(f"{where}: tick or state field is wrong")
+    if expected is not None and found != expected:
+        raise DecodeError(f"{where}: holds tick {found}, expected {expected}")
+    _version, metadata = payload_from_envelope(obj.get("recovery_metadata"), where=where)
+    if not isinstance(metadata, DurableRecoveryMetadata):
+        raise DecodeError(f"{where}: recovery_metadata holds a {type(metadata).__name__}")
+    return Checkpoint(tick=found, state=state, metadata=metadata, path=path)
+
+
+def looks_like_checkpoint(data: bytes) -> bool:
+    """Whether `data` is a CBOR map naming the checkpoint format (damaged or not)."""
+    try:
+        obj, _end = decode_item(data)
+    except DecodeError:
+        return False
+    return isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT
 
 
 class StateDirectory:
@@ -175,22 +210,7 @@ class StateDirectory:
             data = self._fs.read_capped(str(path), MAX_ARTIFACT_BYTES)
         except StorageError as exc:
             raise StorageError(f"no readable checkpoint at tick {tick}: {exc}") from exc
-        where = str(path)
-        try:
-            obj, end = decode_item(data)
-        except DecodeError as exc:
-            raise DecodeError(f"{where}: {exc.detail}") from exc
-        if end != len(data) or not isinstance(obj, dict):
-            raise DecodeError(f"{where}: not a checkpoint")
-        if obj.get("format") != CHECKPOINT_FORMAT:
-            raise DecodeError(f"{where}: unknown checkpoint format {obj.get('format')!r}")
-        state = obj.get("state")
-        if obj.get("tick") != tick or not isinstance(state, bytes):
-            raise DecodeError(f"{where}: tick or state field is wrong")
-        _version, metadata = payload_from_envelope(obj.get("recovery_metadata"), where=where)
-        if not isinstance(metadata, DurableRecoveryMetadata):
-            raise DecodeError(f"{where}: recovery_metadata holds a {type(metadata).__name__}")
-        return Checkpoint(tick=tick, state=state, metadata=metadata, path=path)
+        return decode_checkpoint(data, path, tick=tick)
 
     def latest_checkpoint(self) -> Checkpoint | None:
         """The checkpoint with the highest tick, or ``None``."""

@@ -96,7 +96,6 @@ def test_inspect_verify_and_export_never_write_under_their_input(state: Path) ->
     assert report["torn_tail"]["dropped"] > 0
 
 
-@pytest.mark.xfail(reason="needs StateDirectory(read_only=True) from main", strict=False)
 def test_plan_never_writes_under_its_input(state: Path) -> None:
     before = snapshot(state)
     result = run_as_reader("plan", str(state), "--json", cwd=state)

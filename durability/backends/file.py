@@ -33,22 +33,12 @@ from ..errors import ArtifactTooLargeError, DecodeError, EscalationOrderError, P
 from ..fileio import DEFAULT_FS, FileSystem
 from ..framing import RecordType, TailKind, damage_error, scan_log
 from ..index import OperationSummary, WalIndex
+from ..limits import MAX_ARTIFACT_BYTES, SCHEMA_VERSION
 from ..model import AgreementLevel
-from ..persisted import (
-    MAX_ARTIFACT_BYTES,
-    SCHEMA_VERSION,
-    PersistedDurabilityArtifact,
-    kind_of,
-)
-from .log import (
-    LogEngine,
-    LogState,
-    RecoveryMode,
-    SyncPolicy,
-    TornTail,
-    TornTailWarning,
-    interpret_base,
-)
+from ..persisted import PersistedDurabilityArtifact, kind_of
+from .log import LogEngine
+from .logstate import LogState, interpret_base
+from .modes import RecoveryMode, SyncPolicy, TornTail, TornTailWarning
 
 __all__ = [
     "FileAgreementWal",
@@ -59,6 +49,7 @@ __all__ = [
     "SyncPolicy",
     "TornTail",
     "TornTailWarning",
+    "export_artifact",
     "export_log",
     "inspect_log",
 ]
@@ -372,22 +363,29 @@ def inspect_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> LogReport:
     )
 
 
+def export_artifact(report: LogReport) -> tuple[PersistedDurabilityArtifact, bytes]:
+    """The v1 artifact of a log `inspect_log` read, and its bytes.
+
+    Raises `PayloadKindError` for an empty log (its kind is unknown) and
+    `ArtifactTooLargeError` over `MAX_ARTIFACT_BYTES` (the Rust original
+    would refuse it). The report's `torn_tail` is what was left out.
+    """
+    if report.artifact is None:
+        raise PayloadKindError(f"log {report.path} is empty: its payload kind is unknown")
+    artifact = PersistedDurabilityArtifact(schema_version=SCHEMA_VERSION, payload=report.artifact)
+    data = artifact.to_cbor()
+    if len(data) > MAX_ARTIFACT_BYTES:
+        raise ArtifactTooLargeError(
+            f"decode persisted durability artifact {report.path}: exported artifact would be "
+            f"{len(data)} bytes, max is {MAX_ARTIFACT_BYTES}"
+        )
+    return artifact, data
+
+
 def export_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> PersistedDurabilityArtifact:
     """The whole log as one v1 artifact (what the Rust original reads).
 
     A torn tail is left out (as opening would); damage raises `DecodeError`;
-    an artifact over `MAX_ARTIFACT_BYTES` raises `ArtifactTooLargeError`
-    (the Rust original would refuse it); an empty file raises
-    `PayloadKindError` (its kind is unknown).
+    see `export_artifact` for the other errors.
     """
-    report = inspect_log(path, fs=fs)
-    if report.artifact is None:
-        raise PayloadKindError(f"log {report.path} is empty: its payload kind is unknown")
-    artifact = PersistedDurabilityArtifact(schema_version=SCHEMA_VERSION, payload=report.artifact)
-    size = len(artifact.to_cbor())
-    if size > MAX_ARTIFACT_BYTES:
-        raise ArtifactTooLargeError(
-            f"decode persisted durability artifact {report.path}: exported artifact would be "
-            f"{size} bytes, max is {MAX_ARTIFACT_BYTES}"
-        )
-    return artifact
+    return export_artifact(inspect_log(path, fs=fs))[0]

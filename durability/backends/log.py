@@ -28,153 +28,27 @@ All I/O goes through a `FileSystem` (`durability.fileio`), the seam tests replac
 
 from __future__ import annotations
 
-import abc
 import contextlib
-import enum
 import logging
 import os
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
-import attrs
-
-from ..codec import decode_item, dumps, from_plain, to_plain
 from ..errors import DECODE_PREFIX, DecodeError, LogPoisonedError, PayloadKindError, StorageError
 from ..fileio import FileSystem
-from ..framing import (
-    LogScan,
-    Record,
-    RecordType,
-    Tail,
-    TailKind,
-    base_checksum_payload,
-    damage_error,
-    encode_record,
-    scan_log,
-)
-from ..persisted import Payload, envelope_plain, payload_from_envelope, wrong_kind_message
+from ..framing import Tail, TailKind, damage_error, encode_record, scan_log
+from ..persisted import wrong_kind_message
+from .logstate import LogState, initial_bytes, interpret_base
+from .modes import RecoveryMode, SyncPolicy, TornTail, TornTailWarning
 
 __all__ = ["LogEngine", "LogState", "RecoveryMode", "SyncPolicy", "TornTail", "TornTailWarning"]
 
 logger = logging.getLogger("durability")
 T = TypeVar("T")
 S = TypeVar("S", bound="LogState[Any]")
-
-
-class SyncPolicy(enum.Enum):
-    """When an append is made durable.
-
-    * ``DURABLE`` (default): ``fdatasync`` before every append returns.
-    * ``GROUP``: group commit. Appends that arrive (from threads sharing the
-      instance) while a flush is in flight queue up; the next one writes all
-      of them with one ``pwrite`` and covers them with one ``fdatasync``.
-      Each append is still durable before it returns, and no reader sees it
-      before its flush succeeded.
-    * ``NONE``: never syncs; the caller calls ``sync()`` (or accepts losing
-      the latest appends on power loss, never the file's consistency).
-      Readers may see an append before it is durable.
-    """
-
-    DURABLE = "durable"
-    GROUP = "group"
-    NONE = "none"
-
-
-class RecoveryMode(enum.Enum):
-    """What opening (or catching up on) a log does with bytes that are not
-    whole, valid records. Modelled on RocksDB's WAL recovery modes.
-
-    * ``TOLERATE_TORN_TAIL`` (default): a torn tail (a write cut short by a
-      crash: one of the four cases of ``specs/log_format.md``) is truncated
-      and reported; anything else fails closed with `DecodeError`. Pick it
-      unless you have a reason not to: it loses only writes that were never
-      acknowledged.
-    * ``ABSOLUTE_CONSISTENCY``: a torn tail is an error too and nothing is
-      ever truncated. Pick it when every byte of the file must be accounted
-      for (for instance with ``SyncPolicy.DURABLE`` on storage that never
-      tears a write), or to inspect a log without repairing it.
-    * ``POINT_IN_TIME``: keeps the valid prefix before the first damage: the
-      damaged file is first copied aside to ``<path>.damaged-<n>``, then
-      truncated at the damage and reported. Pick it, as an operator, to bring
-      a damaged log back to its last consistent point; nothing is lost
-      silently (the copy keeps every byte). A damaged base is never repaired.
-    """
-
-    TOLERATE_TORN_TAIL = "tolerate_torn_tail"
-    ABSOLUTE_CONSISTENCY = "absolute_consistency"
-    POINT_IN_TIME = "point_in_time"
-
-
-class TornTailWarning(UserWarning):
-    """Emitted when a log is repaired (a torn tail or, in ``POINT_IN_TIME``
-    mode, damage truncated away)."""
-
-
-@attrs.frozen(kw_only=True)
-class TornTail:
-    """A repair: `dropped` bytes cut from byte `offset` of the log, and why.
-    `copy_path` names the copy kept aside (``POINT_IN_TIME`` damage only)."""
-
-    offset: int
-    dropped: int
-    reason: str
-    copy_path: str | None = None
-
-
-class LogState(abc.ABC, Generic[T]):
-    """What a log's base and records build in memory (one subclass per kind)."""
-
-    #: The artifact class of the base (and of `artifact()`).
-    artifact_type: ClassVar[type[Any]]
-    #: The record type carrying this kind's items.
-    record_type: ClassVar[RecordType]
-
-    def seed(self, artifact: Any, where: str) -> None:
-        """Take the items of the base artifact."""
-        self.absorb(artifact.entries, where)
-
-    @abc.abstractmethod
-    def absorb(self, items: Sequence[T], where: str) -> None:
-        """Apply items read from the file (`DecodeError` if they break a rule)."""
-
-    @abc.abstractmethod
-    def artifact(self) -> Any:
-        """Everything held, as one artifact."""
-
-    def encode(self, items: Sequence[T]) -> bytes:
-        """The record payload holding `items`."""
-        return dumps([to_plain(item) for item in items])
-
-    def replay(self, record: Record, name: str) -> int:
-        """Decode and apply one record of log `name`; return how many items it held."""
-        where = f"{name} record {record.seq} at byte offset {record.offset}"
-        if record.type is RecordType.BASE_CHECKSUM:
-            return 0
-        if record.type is not self.record_type:
-            raise DecodeError(
-                f"{where}: a {record.type.name} record in a {self.record_type.name} log"
-            )
-        plain, used = decode_item(record.payload)
-        if used != len(record.payload):
-            raise DecodeError(f"{where}: {len(record.payload) - used} trailing payload bytes")
-        items = from_plain({"entries": plain}, self.artifact_type, where=where).entries
-        self.absorb(items, where)
-        return len(items)
-
-
-def interpret_base(scan: LogScan, name: str) -> Payload:
-    """The payload of the base `scan` decoded (`DecodeError`, or its subclass
-    `SchemaVersionError`, naming the file when it is not a v1 artifact)."""
-    return payload_from_envelope(scan.base, where=f"{name} base at byte offset 0")[1]
-
-
-def initial_bytes(state: LogState[Any]) -> bytes:
-    """A new, empty log of `state`'s kind: base plus its checksum record."""
-    base = dumps(envelope_plain(state.artifact_type()))
-    return base + encode_record(RecordType.BASE_CHECKSUM, 0, base_checksum_payload(base))
 
 
 class _Ticket:

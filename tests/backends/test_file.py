@@ -40,7 +40,7 @@ from durability.backends.file import (
     export_log,
     inspect_log,
 )
-from durability.backends.log import TornTailWarning
+from durability.backends.modes import TornTailWarning
 from durability.fileio import FileSystem
 from durability.framing import HEADER_SIZE, RecordType, encode_record
 from tests.contract.cache import SingleBindingCacheContract
