@@ -323,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (also used by the console script)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in arguments  # until parsing says for sure
+    fields: dict[str, Any] = {}
     report_repairs_on_stderr()
     try:
         args = build_parser().parse_args(arguments)
@@ -341,8 +342,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return OUTPUT_CLOSED
     except CommandError as exc:
         message, code = str(exc), exc.code
+    except DecodeError as exc:  # where it is, as fields too
+        message, code = str(exc), _exit_code(exc)
+        fields = {"kind": type(exc).__name__, "path": exc.path, "offset": exc.offset}
     except DurabilityError as exc:
         message, code = str(exc), _exit_code(exc)
+        fields = {"kind": type(exc).__name__}
     except KeyboardInterrupt:
         message, code = "interrupted", 130
     except Exception as exc:  # a bug: still one line, unless debugging
@@ -352,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"durability: error: {' '.join(message.split())}", file=sys.stderr)
     if json_mode:
         try:
-            write_stdout(json.dumps({"ok": False, "error": message, "exit_code": code}))
+            document = {"ok": False, "error": message, "exit_code": code, **fields}
+            write_stdout(json.dumps(document))
         except OutputClosed:
             silence_stdout()
     return code

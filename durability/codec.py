@@ -113,7 +113,7 @@ def decode_item(
         value = decoder.decode()
     except Exception as exc:  # cbor2 raises several types; all mean "not v1"
         detail = exc.__cause__ if isinstance(exc.__cause__, _Refused) else exc
-        raise DecodeError(f"invalid CBOR at byte offset {offset}: {detail}") from exc
+        raise DecodeError(f"invalid CBOR: {detail}", offset=offset) from exc
     return value, stream.tell()
 
 
@@ -262,8 +262,9 @@ def to_plain(value: Any) -> Any:
 
 
 def from_plain(data: Any, cls: type[T], *, where: str = "value") -> T:
-    """Build a `cls` from v1 plain data; `DecodeError` (naming the path of the
-    first bad field, e.g. ``$.entries[2].tick``) when it does not fit."""
+    """Build a `cls` from v1 plain data; `DecodeError` (its reason naming
+    `where` and the path of the first bad field, e.g. ``$.entries[2].tick``)
+    when it does not fit."""
     try:
         return converter.structure(data, cls)
     except Exception as exc:

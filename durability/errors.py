@@ -31,19 +31,36 @@ class DurabilityError(Exception):
 class DecodeError(DurabilityError):
     """Bytes that are not a valid v1 artifact or log.
 
-    The message always starts with ``decode persisted durability artifact``;
-    for files it names the file and the byte offset of the damage.
+    `reason` says what is wrong, `path` names the file (or database) and
+    `offset` the byte offset (or sequence number) where, when known. The
+    message is formatted from them in one place and always starts with
+    ``decode persisted durability artifact``::
+
+        decode persisted durability artifact wal.log: sequence gap: expected
+        record 4, found 6 at byte offset 4096
     """
 
-    def __init__(self, detail: str) -> None:
-        if not detail.startswith(DECODE_PREFIX):
-            detail = f"{DECODE_PREFIX}: {detail}"
-        super().__init__(detail)
+    def __init__(self, reason: str, *, path: str | None = None, offset: int | None = None) -> None:
+        self.reason = reason
+        self.path = path
+        self.offset = offset
+        where = f" {path}" if path else ""
+        at = f" at byte offset {offset}" if offset is not None else ""
+        super().__init__(f"{DECODE_PREFIX}{where}: {reason}{at}")
 
-    @property
-    def detail(self) -> str:
-        """The message without the common prefix."""
-        return str(self)[len(DECODE_PREFIX) :].lstrip(": ")
+    def located(
+        self, *, path: str | None = None, at: int | None = None, context: str | None = None
+    ) -> DecodeError:
+        """The same error placed in file `path`, for bytes decoded from file
+        offset `at` on: its offset (relative to those bytes, or their start
+        when it had none) becomes a file offset, and its reason is prefixed
+        by `context` (e.g. ``"record 3"``). Chain it ``from`` the original."""
+        offset = self.offset if at is None else (self.offset or 0) + at
+        return type(self)(
+            f"{context}: {self.reason}" if context else self.reason,
+            path=path if path is not None else self.path,
+            offset=offset,
+        )
 
 
 class SchemaVersionError(DecodeError):

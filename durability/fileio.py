@@ -274,10 +274,7 @@ class FileSystem:
         try:
             size = self.size(fd, path)
             if size > cap:
-                raise ArtifactTooLargeError(
-                    f"decode persisted durability artifact {path}: file is {size} bytes, "
-                    f"max is {cap}"
-                )
+                raise ArtifactTooLargeError(f"file is {size} bytes, max is {cap}", path=path)
             return self.read_at(fd, 0, size, path)
         finally:
             self.close(fd)

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from .codec import decode_item, dumps
-from .errors import DECODE_PREFIX, ArtifactTooLargeError, DecodeError, EncodeError
+from .errors import ArtifactTooLargeError, DecodeError, EncodeError
 from .limits import HEADER as _HEADER
 from .limits import HEADER_SIZE, MAX_ARTIFACT_BYTES
 
@@ -45,7 +45,6 @@ __all__ = [
     "Tail",
     "TailKind",
     "base_checksum_payload",
-    "damage_error",
     "encode_record",
     "scan_log",
     "zero_run_start",
@@ -91,6 +90,12 @@ class Tail:
     dropped: int
     kind: TailKind
     reason: str
+
+    def error(self, name: str) -> DecodeError:
+        """The `DecodeError` for these bytes of log `name` (when they are not
+        to be repaired)."""
+        return DecodeError(self.reason, path=name, offset=self.offset)
+
     records_dropped: int = 0
 
 
@@ -129,11 +134,6 @@ class LogScan:
     end: int
     next_seq: int
     tail: Tail | None
-
-
-def damage_error(name: str, offset: int, reason: str) -> DecodeError:
-    """The `DecodeError` for damage in log `name` at byte `offset`."""
-    return DecodeError(f"{DECODE_PREFIX} {name}: {reason} at byte offset {offset}")
 
 
 def encode_record(record_type: RecordType, seq: int, payload: bytes) -> bytes:
@@ -224,11 +224,12 @@ def _decode_base(data: bytes, name: str) -> tuple[Any, int]:
         base, end = decode_item(data, 0)
     except DecodeError as exc:
         why = exc.__cause__ or exc
-        raise damage_error(name, 0, f"base artifact is not valid CBOR ({why})") from exc
+        raise DecodeError(f"base artifact is not valid CBOR ({why})", path=name, offset=0) from exc
     if end > MAX_ARTIFACT_BYTES:
         raise ArtifactTooLargeError(
-            f"{DECODE_PREFIX} {name}: base artifact of {end} bytes at byte offset 0 exceeds "
-            f"the {MAX_ARTIFACT_BYTES}-byte cap"
+            f"base artifact of {end} bytes exceeds the {MAX_ARTIFACT_BYTES}-byte cap",
+            path=name,
+            offset=0,
         )
     return base, end
 
@@ -238,16 +239,18 @@ def _check_base(data: bytes, base_end: int, payload: bytes, name: str, offset: i
     try:
         claim, used = decode_item(payload)
     except DecodeError as exc:
-        raise damage_error(name, offset, "undecodable base checksum record") from exc
+        raise DecodeError("undecodable base checksum record", path=name, offset=offset) from exc
     if (
         used != len(payload)
         or not isinstance(claim, dict)
         or not isinstance(claim.get("base_length"), int)
         or not isinstance(claim.get("base_crc32"), int)
     ):
-        raise damage_error(name, offset, "malformed base checksum record")
+        raise DecodeError("malformed base checksum record", path=name, offset=offset)
     if claim["base_length"] != base_end or claim["base_crc32"] != zlib.crc32(data[:base_end]):
-        raise damage_error(name, 0, "toolkit-written base fails its checksum: damaged base")
+        raise DecodeError(
+            "toolkit-written base fails its checksum: damaged base", path=name, offset=0
+        )
 
 
 def scan_log(data: bytes, *, name: str, origin: int = 0, next_seq: int = 0) -> LogScan:

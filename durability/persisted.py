@@ -87,48 +87,59 @@ def envelope_plain(payload: Payload, schema_version: str = SCHEMA_VERSION) -> di
     }
 
 
-def payload_from_envelope(obj: Any, *, where: str = "artifact") -> tuple[str, Payload]:
+def payload_from_envelope(
+    obj: Any, *, path: str | None = None, offset: int | None = None
+) -> tuple[str, Payload]:
     """Check and upgrade a decoded envelope; return ``(schema_version, payload)``.
 
-    `where` (a file name, say) starts every error message after the prefix.
+    Errors name `path` and `offset` (where the envelope starts), when given.
     """
+
+    def error(reason: str) -> DecodeError:
+        return DecodeError(reason, path=path, offset=offset)
+
     if not isinstance(obj, dict):
-        raise DecodeError(f"{where}: expected a map, got {type(obj).__name__}")
+        raise error(f"expected a map, got {type(obj).__name__}")
     version = obj.get("schema_version")
     if not isinstance(version, str):
-        raise DecodeError(f"{where}: missing or non-text schema_version")
+        raise error("missing or non-text schema_version")
     upgrade = _UPGRADES.get(version)
     if upgrade is None:
         raise SchemaVersionError(
-            f"decode persisted durability artifact: {where}: unsupported schema version "
-            f"`{version}` (this toolkit reads {', '.join(sorted(_UPGRADES))})"
+            f"unsupported schema version `{version}` "
+            f"(this toolkit reads {', '.join(sorted(_UPGRADES))})",
+            path=path,
+            offset=offset,
         )
     obj = upgrade(obj)
     wrapped = obj.get("payload")
     if not isinstance(wrapped, dict):
-        raise DecodeError(f"{where}: payload is not a map")
+        raise error("payload is not a map")
     kind = wrapped.get("kind")
     cls = PAYLOAD_KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise DecodeError(f"{where}: unknown payload kind {kind!r}")
-    payload = from_plain(wrapped.get("payload"), cls, where=f"{where} {kind} payload")
+        raise error(f"unknown payload kind {kind!r}")
+    try:
+        payload = from_plain(wrapped.get("payload"), cls, where=f"{kind} payload")
+    except DecodeError as exc:
+        raise exc.located(path=path, at=offset) from exc
     return version, payload
 
 
-def decode_envelope_bytes(data: bytes, *, where: str = "artifact") -> tuple[str, Payload]:
-    """Decode exactly one artifact from `data` (no trailing bytes)."""
+def decode_envelope_bytes(data: bytes, *, path: str | None = None) -> tuple[str, Payload]:
+    """Decode exactly one artifact from `data`, the bytes of file `path` (no
+    trailing bytes)."""
     if len(data) > MAX_ARTIFACT_BYTES:
         raise ArtifactTooLargeError(
-            f"decode persisted durability artifact: {where}: input is {len(data)} bytes, "
-            f"max is {MAX_ARTIFACT_BYTES}"
+            f"input is {len(data)} bytes, max is {MAX_ARTIFACT_BYTES}", path=path
         )
     try:
         obj, end = decode_item(data, 0)
     except DecodeError as exc:
-        raise DecodeError(f"{where}: {exc.detail}") from exc
+        raise exc.located(path=path) from exc
     if end != len(data):
-        raise DecodeError(f"{where}: {len(data) - end} trailing bytes at offset {end}")
-    return payload_from_envelope(obj, where=where)
+        raise DecodeError(f"{len(data) - end} trailing bytes", path=path, offset=end)
+    return payload_from_envelope(obj, path=path, offset=0 if path else None)
 
 
 @attrs.frozen(kw_only=True)
@@ -186,7 +197,7 @@ class PersistedDurabilityArtifact:
             data = DEFAULT_FS.read_capped(name, MAX_ARTIFACT_BYTES)
         except StorageError as exc:
             raise StorageError(f"read persisted durability artifact {name}: {exc}") from exc
-        version, payload = decode_envelope_bytes(data, where=name)
+        version, payload = decode_envelope_bytes(data, path=name)
         return cls(schema_version=version, payload=payload)
 
     def _into(self, wanted: type[Payload]) -> Any:

@@ -69,21 +69,21 @@ def decode_checkpoint(data: bytes, path: Path, *, tick: int | None = None) -> Ch
     try:
         obj, end = decode_item(data)
     except DecodeError as exc:
-        raise DecodeError(f"{where}: {exc.detail}") from exc
+        raise exc.located(path=where) from exc
     if end != len(data) or not isinstance(obj, dict):
-        raise DecodeError(f"{where}: not a checkpoint")
+        raise DecodeError("not a checkpoint", path=where)
     if obj.get("format") != CHECKPOINT_FORMAT:
-        raise DecodeError(f"{where}: unknown checkpoint format {obj.get('format')!r}")
+        raise DecodeError(f"unknown checkpoint format {obj.get('format')!r}", path=where)
     named = _CHECKPOINT_NAME.match(path.name)
     expected = tick if tick is not None else int(named.group(1)) if named else None
     found, state = obj.get("tick"), obj.get("state")
     if not isinstance(found, int) or found < 0 or not isinstance(state, bytes):
-        raise DecodeError(f"{where}: tick or state field is wrong")
+        raise DecodeError("tick or state field is wrong", path=where)
     if expected is not None and found != expected:
-        raise DecodeError(f"{where}: holds tick {found}, expected {expected}")
-    _version, metadata = payload_from_envelope(obj.get("recovery_metadata"), where=where)
+        raise DecodeError(f"holds tick {found}, expected {expected}", path=where)
+    _version, metadata = payload_from_envelope(obj.get("recovery_metadata"), path=where)
     if not isinstance(metadata, DurableRecoveryMetadata):
-        raise DecodeError(f"{where}: recovery_metadata holds a {type(metadata).__name__}")
+        raise DecodeError(f"recovery_metadata holds a {type(metadata).__name__}", path=where)
     return Checkpoint(tick=found, state=state, metadata=metadata, path=path)
 
 

@@ -29,9 +29,9 @@ from ..artifact import (
     check_cache_entry,
     check_entries,
 )
-from ..errors import ArtifactTooLargeError, DecodeError, EscalationOrderError, PayloadKindError
+from ..errors import ArtifactTooLargeError, PayloadKindError
 from ..fileio import DEFAULT_FS, FileSystem
-from ..framing import RecordType, TailKind, damage_error, scan_log
+from ..framing import RecordType, TailKind, scan_log
 from ..index import OperationSummary, WalIndex
 from ..limits import MAX_ARTIFACT_BYTES, SCHEMA_VERSION
 from ..model import AgreementLevel
@@ -65,12 +65,8 @@ class _WalState(LogState[WalEntry]):
         self.entries: list[WalEntry] = []
         self.index = WalIndex()
 
-    def absorb(self, items: Sequence[WalEntry], where: str) -> None:
-        try:
-            updates = self.index.check(items)
-        except EscalationOrderError as exc:
-            raise DecodeError(f"{where}: {exc}") from exc
-        self.add(items, updates)
+    def absorb(self, items: Sequence[WalEntry]) -> None:
+        self.add(items, self.index.check(items))
 
     def add(self, items: Sequence[WalEntry], updates: dict[str, AgreementLevel]) -> None:
         self.entries.extend(items)
@@ -87,11 +83,11 @@ class _CacheState(LogState[EvidenceOutcomeCacheEntry]):
     def __init__(self) -> None:
         self.bindings: dict[str, EvidenceOutcomeCacheEntry] = {}
 
-    def seed(self, artifact: Any, where: str) -> None:
+    def seed(self, artifact: Any) -> None:
         for entry in artifact.entries:  # a v1 artifact's first entry for an id wins
             self.bindings.setdefault(entry.evidence_id, entry)
 
-    def absorb(self, items: Sequence[EvidenceOutcomeCacheEntry], where: str) -> None:
+    def absorb(self, items: Sequence[EvidenceOutcomeCacheEntry]) -> None:
         for entry in items:  # a record's binding replaces (and moves last)
             self.bindings.pop(entry.evidence_id, None)
             self.bindings[entry.evidence_id] = entry
@@ -238,7 +234,7 @@ class FileEvidenceOutcomeCache(_FileLog[_CacheState]):
     def put(self, entry: EvidenceOutcomeCacheEntry) -> None:
         """Bind `entry` durably, replacing any entry with its id."""
         check_cache_entry(entry)
-        self._log.write(lambda state: (state.encode([entry]), lambda: state.absorb([entry], "")))
+        self._log.write(lambda state: (state.encode([entry]), lambda: state.absorb([entry])))
 
     def put_if_absent(self, entry: EvidenceOutcomeCacheEntry) -> EvidenceOutcomeCacheEntry:
         """First durable binding wins: return the bound terminal entry if there
@@ -251,7 +247,7 @@ class FileEvidenceOutcomeCache(_FileLog[_CacheState]):
             if existing is not None and existing.outcome.is_terminal:
                 bound[0] = existing
                 return None
-            return state.encode([entry]), lambda: state.absorb([entry], "")
+            return state.encode([entry]), lambda: state.absorb([entry])
 
         self._log.write(decide)
         return bound[0]
@@ -330,7 +326,7 @@ def inspect_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> LogReport:
             )
         kind, state = kind_of(payload), make()
         base_entries = len(payload.entries)  # type: ignore[union-attr]
-        state.seed(payload, f"{name} base at byte offset 0")
+        state.take_base(payload, name)
     summaries = []
     for record in scan.records:
         count = state.replay(record, name) if state is not None else 0
@@ -346,7 +342,7 @@ def inspect_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> LogReport:
     torn = None
     if scan.tail is not None:
         if scan.tail.kind is TailKind.DAMAGE:
-            raise damage_error(name, scan.tail.offset, scan.tail.reason)
+            raise scan.tail.error(name)
         torn = TornTail(offset=scan.tail.offset, dropped=scan.tail.dropped, reason=scan.tail.reason)
     artifact = state.artifact() if state is not None else None
     return LogReport(
@@ -376,8 +372,8 @@ def export_artifact(report: LogReport) -> tuple[PersistedDurabilityArtifact, byt
     data = artifact.to_cbor()
     if len(data) > MAX_ARTIFACT_BYTES:
         raise ArtifactTooLargeError(
-            f"decode persisted durability artifact {report.path}: exported artifact would be "
-            f"{len(data)} bytes, max is {MAX_ARTIFACT_BYTES}"
+            f"exported artifact would be {len(data)} bytes, max is {MAX_ARTIFACT_BYTES}",
+            path=report.path,
         )
     return artifact, data
 

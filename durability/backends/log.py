@@ -28,7 +28,6 @@ All I/O goes through a `FileSystem` (`durability.fileio`), the seam tests replac
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -37,10 +36,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from ..errors import DECODE_PREFIX, DecodeError, LogPoisonedError, PayloadKindError, StorageError
+from ..errors import DecodeError, LogPoisonedError, StorageError
 from ..fileio import FileSystem
-from ..framing import Tail, TailKind, damage_error, encode_record, scan_log
-from ..persisted import wrong_kind_message
+from ..framing import Tail, TailKind, encode_record, scan_log
 from .logstate import LogState, initial_bytes, interpret_base
 from .modes import RecoveryMode, SyncPolicy, TornTail, TornTailWarning
 
@@ -202,16 +200,13 @@ class LogEngine(Generic[S]):
             self._scanned = size
             return
         if size < self._end:
-            raise damage_error(
-                self.path, size, f"log shrank below the {self._end} bytes already read"
+            raise DecodeError(
+                f"log shrank below the {self._end} bytes already read", path=self.path, offset=size
             )
         data = self._fs.read_at(self._fd, self._end, size - self._end, self.path)
         scan = scan_log(data, name=self.path, origin=self._end, next_seq=self._next_seq)
         if scan.base is not None:
-            payload = interpret_base(scan, self.path)
-            if not isinstance(payload, self.state.artifact_type):
-                raise PayloadKindError(wrong_kind_message(type(payload), self.state.artifact_type))
-            self.state.seed(payload, f"{self.path} base at byte offset 0")
+            self.state.take_base(interpret_base(scan, self.path), self.path)
             self._end = scan.base_end
             self.base_verified = scan.base_verified
         tail = scan.tail
@@ -221,12 +216,11 @@ class LogEngine(Generic[S]):
             except DecodeError as exc:
                 if not (exclusive and self._recovery is RecoveryMode.POINT_IN_TIME):
                     raise
-                reason = str(exc).removeprefix(DECODE_PREFIX).lstrip(": ")
                 tail = Tail(
                     offset=record.offset,
                     dropped=size - record.offset,
                     kind=TailKind.DAMAGE,
-                    reason=reason,
+                    reason=exc.reason,
                 )
                 break
             self._end, self._next_seq = record.end, record.seq + 1
@@ -240,11 +234,11 @@ class LogEngine(Generic[S]):
         writer in ``POINT_IN_TIME`` mode; everywhere else it fails closed."""
         if tail.kind is TailKind.TORN:
             if self._recovery is RecoveryMode.ABSOLUTE_CONSISTENCY:
-                raise damage_error(
-                    self.path,
-                    tail.offset,
+                raise DecodeError(
                     f"torn tail of {tail.dropped} bytes ({tail.reason}), "
                     "not truncated in ABSOLUTE_CONSISTENCY recovery mode",
+                    path=self.path,
+                    offset=tail.offset,
                 )
             if self.read_only:
                 self.torn_tail = TornTail(
@@ -255,7 +249,7 @@ class LogEngine(Generic[S]):
         elif exclusive and self._recovery is RecoveryMode.POINT_IN_TIME:
             self._repair(tail, keep_copy=True)
         else:
-            raise damage_error(self.path, tail.offset, tail.reason)
+            raise tail.error(self.path)
 
     def _repair(self, tail: Tail, *, keep_copy: bool) -> None:
         assert self._fd is not None
@@ -396,10 +390,11 @@ class LogEngine(Generic[S]):
         file cannot be cut back, this instance still never shows those bytes."""
         self._poisoned = str(exc)
         if truncate_to is not None:
-            self._hidden_from = truncate_to
-            with contextlib.suppress(StorageError):
-                assert self._fd is not None
+            assert self._fd is not None
+            try:
                 self._fs.truncate(self._fd, truncate_to, self.path)
+            except StorageError:
+                self._hidden_from = truncate_to
         return self._poisoned_error()
 
     def _poisoned_error(self) -> LogPoisonedError:

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ..codec import decode_item, dumps, from_plain, to_plain
-from ..errors import DecodeError
+from ..errors import DecodeError, EscalationOrderError, PayloadKindError
 from ..framing import LogScan, Record, RecordType, base_checksum_payload, encode_record
-from ..persisted import Payload, envelope_plain, payload_from_envelope
+from ..persisted import Payload, envelope_plain, payload_from_envelope, wrong_kind_message
 
 __all__ = ["LogState", "initial_bytes", "interpret_base"]
 
@@ -26,13 +26,26 @@ class LogState(abc.ABC, Generic[T]):
     #: The record type carrying this kind's items.
     record_type: ClassVar[RecordType]
 
-    def seed(self, artifact: Any, where: str) -> None:
-        """Take the items of the base artifact."""
-        self.absorb(artifact.entries, where)
+    def seed(self, artifact: Any) -> None:
+        """Take the items of the base artifact (`EscalationOrderError` if they
+        break a rule)."""
+        self.absorb(artifact.entries)
 
     @abc.abstractmethod
-    def absorb(self, items: Sequence[T], where: str) -> None:
-        """Apply items read from the file (`DecodeError` if they break a rule)."""
+    def absorb(self, items: Sequence[T]) -> None:
+        """Apply items read from the file or appended (`EscalationOrderError`
+        if they break a rule)."""
+
+    def take_base(self, payload: Payload, name: str) -> None:
+        """Take the decoded base of log `name`; raises `PayloadKindError` when
+        it holds another kind, `DecodeError` (naming the file, offset 0) when
+        its items break a rule."""
+        if not isinstance(payload, self.artifact_type):
+            raise PayloadKindError(wrong_kind_message(type(payload), self.artifact_type))
+        try:
+            self.seed(payload)
+        except EscalationOrderError as exc:
+            raise DecodeError(f"base: {exc}", path=name, offset=0) from exc
 
     @abc.abstractmethod
     def artifact(self) -> Any:
@@ -44,25 +57,28 @@ class LogState(abc.ABC, Generic[T]):
 
     def replay(self, record: Record, name: str) -> int:
         """Decode and apply one record of log `name`; return how many items it held."""
-        where = f"{name} record {record.seq} at byte offset {record.offset}"
         if record.type is RecordType.BASE_CHECKSUM:
             return 0
-        if record.type is not self.record_type:
+        try:
+            if record.type is not self.record_type:
+                raise DecodeError(f"a {record.type.name} record in a {self.record_type.name} log")
+            plain, used = decode_item(record.payload)
+            if used != len(record.payload):
+                raise DecodeError(f"{len(record.payload) - used} trailing payload bytes")
+            items = from_plain({"entries": plain}, self.artifact_type, where="entries").entries
+            self.absorb(items)
+        except (DecodeError, EscalationOrderError) as exc:
+            reason = exc.reason if isinstance(exc, DecodeError) else str(exc)
             raise DecodeError(
-                f"{where}: a {record.type.name} record in a {self.record_type.name} log"
-            )
-        plain, used = decode_item(record.payload)
-        if used != len(record.payload):
-            raise DecodeError(f"{where}: {len(record.payload) - used} trailing payload bytes")
-        items = from_plain({"entries": plain}, self.artifact_type, where=where).entries
-        self.absorb(items, where)
+                f"record {record.seq}: {reason}", path=name, offset=record.offset
+            ) from exc
         return len(items)
 
 
 def interpret_base(scan: LogScan, name: str) -> Payload:
     """The payload of the base `scan` decoded (`DecodeError`, or its subclass
     `SchemaVersionError`, naming the file when it is not a v1 artifact)."""
-    return payload_from_envelope(scan.base, where=f"{name} base at byte offset 0")[1]
+    return payload_from_envelope(scan.base, path=name, offset=0)[1]
 
 
 def initial_bytes(state: LogState[Any]) -> bytes:

@@ -283,3 +283,37 @@ def test_close_waits_for_the_flush_in_flight(tmp_path: Path) -> None:
     assert len(FileAgreementWal(tmp_path / "wal.log").load().entries) == 1
     with pytest.raises(StorageError, match="closed"):
         wal.append(gate("op", L.NONE, 2))
+
+
+class NoTruncateFS(GatedFS):
+    """Sync fails and so does the truncation that would drop the unsynced record."""
+
+    def truncate(self, fd: int, length: int, path: str) -> None:
+        raise StorageError(f"truncate {path}: Input/output error")
+
+
+def test_unsynced_record_that_cannot_be_cut_stays_invisible_to_its_instance(
+    tmp_path: Path,
+) -> None:
+    fs = NoTruncateFS()
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, fs=fs)
+    wal.append(gate("kept", L.NONE, 1))
+    fs.fail = True
+    with pytest.raises(LogPoisonedError):
+        wal.append(gate("unsynced", L.NONE, 2))
+    fs.fail = False
+    assert [e.operation_id for e in wal.load().entries] == ["kept"]
+    assert wal.read_since(1) == []
+
+
+def test_poisoned_instance_still_reads_what_others_append_durably(tmp_path: Path) -> None:
+    fs = GatedFS()
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, fs=fs)
+    fs.fail = True
+    with pytest.raises(LogPoisonedError):
+        wal.append(gate("lost", L.NONE, 1))
+    fs.fail = False
+    FileAgreementWal(path).append(gate("theirs", L.NONE, 2))
+    assert [e.operation_id for e in wal.load().entries] == ["theirs"]
