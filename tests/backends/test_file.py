@@ -22,14 +22,12 @@ from durability import (
     DecodeError,
     DurabilityError,
     DurableRecoveryMetadata,
-    Escalation,
     EscalationOrderError,
     EvidenceOutcomeCacheArtifact,
     LogPoisonedError,
     PayloadKindError,
     PersistedDurabilityArtifact,
     StorageError,
-    VisibilityGateCrossing,
 )
 from durability.backends import file as file_backend
 from durability.backends.file import (
@@ -43,8 +41,7 @@ from durability.backends.file import (
 from durability.backends.modes import TornTailWarning
 from durability.fileio import FileSystem
 from durability.framing import HEADER_SIZE, RecordType, encode_record
-from tests.contract.cache import SingleBindingCacheContract
-from tests.contract.wal import BatchWalContract
+from durability.testing import AgreementWalContract, EvidenceOutcomeCacheContract
 from tests.helpers import FAILED, L, binding, esc, ev, gate
 
 VECTOR = Path(__file__).parents[2] / "specs" / "vectors" / "wal_log_v1.hex"
@@ -52,14 +49,22 @@ VECTOR = Path(__file__).parents[2] / "specs" / "vectors" / "wal_log_v1.hex"
 # -- the contract ----------------------------------------------------------------
 
 
-class TestFileWal(BatchWalContract):
+class TestFileWal(AgreementWalContract):
     sync = SyncPolicy.DURABLE
 
     def make_wal(self, tmp_path: Path) -> FileAgreementWal:
         return FileAgreementWal(tmp_path / "wal.log", sync=self.sync)
 
-    def reopen(self, wal: Any, tmp_path: Path) -> FileAgreementWal:
+    def reopen(self, backend: Any, tmp_path: Path) -> FileAgreementWal:
         return FileAgreementWal(tmp_path / "wal.log", sync=self.sync)
+
+    def test_processes_appending_through_their_own_handles_lose_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        super().test_processes_appending_through_their_own_handles_lose_nothing(tmp_path)
+        report = inspect_log(tmp_path / "wal.log")  # and the log holds no torn record
+        assert report.torn_tail is None
+        assert [r.seq for r in report.records] == list(range(len(report.records)))
 
 
 class TestFileWalGroupSync(TestFileWal):
@@ -70,11 +75,11 @@ class TestFileWalNoSync(TestFileWal):
     sync = SyncPolicy.NONE
 
 
-class TestFileCache(SingleBindingCacheContract):
+class TestFileCache(EvidenceOutcomeCacheContract):
     def make_cache(self, tmp_path: Path) -> FileEvidenceOutcomeCache:
         return FileEvidenceOutcomeCache(tmp_path / "cache.log")
 
-    def reopen(self, cache: Any, tmp_path: Path) -> FileEvidenceOutcomeCache:
+    def reopen(self, backend: Any, tmp_path: Path) -> FileEvidenceOutcomeCache:
         return FileEvidenceOutcomeCache(tmp_path / "cache.log")
 
 
@@ -555,24 +560,6 @@ def test_failed_group_sync_poisons_log(tmp_path: Path) -> None:
 # -- several instances and processes -------------------------------------------------
 
 
-def test_two_instances_see_each_others_appends(tmp_path: Path) -> None:
-    a, b = FileAgreementWal(tmp_path / "wal.log"), FileAgreementWal(tmp_path / "wal.log")
-    a.append(esc("op", L.NONE, L.SOFT_SAFE, 1))
-    assert len(b.load().entries) == 1
-    assert b.operation_summary("op").escalation_level is L.SOFT_SAFE
-    with pytest.raises(EscalationOrderError):  # b validates against a's append
-        b.append(esc("op", L.NONE, L.PROVISIONAL, 2))
-    b.append(esc("op", L.SOFT_SAFE, L.FINALIZED, 3))
-    assert a.read_since(2) == [esc("op", L.SOFT_SAFE, L.FINALIZED, 3)]
-    c1, c2 = (
-        FileEvidenceOutcomeCache(tmp_path / "c.log"),
-        FileEvidenceOutcomeCache(tmp_path / "c.log"),
-    )
-    c1.put(binding("e", FAILED))
-    assert c2.get("e") == binding("e", FAILED)
-    assert c2.put_if_absent(binding("e")) == binding("e", FAILED)
-
-
 class ReadRecordingFS(FileSystem):
     def __init__(self) -> None:
         self.reads: list[tuple[int, int]] = []
@@ -596,60 +583,6 @@ def test_appends_and_reads_never_reread_written_bytes(tmp_path: Path) -> None:
     FileAgreementWal(path).append(gate("theirs", L.NONE, 99))
     assert wal.read_since(98) == [gate("theirs", L.NONE, 99)]
     assert fs.reads == [(end, path.stat().st_size - end)]  # only the new bytes
-
-
-def test_multiprocess_appends_never_interleave(tmp_path: Path) -> None:
-    path = tmp_path / "wal.log"
-    FileAgreementWal(path)
-    script = textwrap.dedent(
-        f"""
-        import sys
-        from durability.backends.file import FileAgreementWal
-        from durability import AgreementLevel as L, Escalation, EscalationOrderError
-        from durability import VisibilityGateCrossing
-        name = sys.argv[1]
-        wal = FileAgreementWal({str(path)!r})
-        levels = [L.NONE, L.PROVISIONAL, L.SOFT_SAFE, L.FINALIZED]
-        for i in range(40):
-            batch = [VisibilityGateCrossing(operation_id=name, downstream_coroutine_id=f"{{i}}/{{j}}",
-                     gate_level=L.NONE, tick=i) for j in range(3)]
-            wal.append_batch(batch)
-            if i < 3:
-                try:  # every process climbs one shared operation; losers are refused
-                    wal.append(Escalation(operation_id="shared", previous_level=levels[i],
-                                          new_level=levels[i + 1], tick=i))
-                except EscalationOrderError:
-                    pass
-        """
-    )
-    procs = [subprocess.Popen([sys.executable, "-c", script, f"p{i}"]) for i in range(4)]
-    codes = [p.wait(timeout=120) for p in procs]
-    entries = FileAgreementWal(path).load().entries
-    gates = [e for e in entries if isinstance(e, VisibilityGateCrossing)]
-    assert len(gates) == 4 * 40 * 3
-    for index, entry in enumerate(entries):  # every batch whole, in order, uninterrupted
-        if isinstance(entry, VisibilityGateCrossing) and entry.downstream_coroutine_id.endswith(
-            "/0"
-        ):
-            batch = entries[index : index + 3]
-            assert all(isinstance(e, VisibilityGateCrossing) for e in batch)
-            assert [e.stable_identity().split(":")[2] for e in batch] == [
-                entry.downstream_coroutine_id.replace("/0", f"/{j}") for j in range(3)
-            ]
-            assert {e.operation_id for e in batch} == {entry.operation_id}
-    for name in (f"p{i}" for i in range(4)):
-        mine = [e.downstream_coroutine_id for e in gates if e.operation_id == name]
-        assert mine == [f"{i}/{j}" for i in range(40) for j in range(3)]
-    # escalations of one operation from four processes: each validated against
-    # all appended before it, so only an increasing chain made it in
-    shared = [e for e in entries if isinstance(e, Escalation)]
-    assert shared and shared[0].previous_level is L.NONE
-    AgreementWalArtifact(entries=entries).validate_monotonic_escalations()
-    assert codes == [0] * 4
-    report = inspect_log(path)
-    assert report.torn_tail is None and [r.seq for r in report.records] == list(
-        range(len(report.records))
-    )
 
 
 # -- instances -------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Hypothesis strategies for testing code that writes or reads durability data.
 
-Requires the optional ``testing`` extra (``pip install durability[testing]``),
-which installs `hypothesis`; importing this module without it raises
-`ImportError`.
+Requires `hypothesis` (the optional ``testing`` extra,
+``pip install durability[testing]``, installs it); importing this module, or
+any of its names from `durability.testing`, without it raises `ImportError`.
 
 Use it to check that your own protocol only ever escalates forward, or that
 your code round-trips every artifact the toolkit can produce::
@@ -26,7 +26,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from .artifact import (
+from ..artifact import (
     AgreementWalArtifact,
     DurableRecoveryMetadata,
     Escalation,
@@ -38,16 +38,16 @@ from .artifact import (
     WalEntry,
     WalSyncRequest,
 )
-from .effects import EffectFailure, EffectFailureKind, EffectOutcome, EffectRequest, failed
-from .errors import EscalationOrderError
-from .model import (
+from ..effects import EffectFailure, EffectFailureKind, EffectOutcome, EffectRequest, failed
+from ..errors import EscalationOrderError
+from ..model import (
     AgreementEvidence,
     AgreementEvidenceKind,
     AgreementLevel,
     AgreementState,
     FinalizationOutcome,
 )
-from .persisted import PersistedDurabilityArtifact
+from ..persisted import PersistedDurabilityArtifact
 
 __all__ = [
     "agreement_evidence",
