@@ -43,9 +43,14 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "render": ("store", "demo"),
     "console": ("backends.modes",),
     "cli": ("store", "demo", "render", "console"),
-    "testing": ("testing.strategies", "testing.contract"),
+    "testing": ("testing.strategies", "testing.contract", "testing.machine"),
     "testing.strategies": ("artifact", "persisted"),
-    "testing.contract": ("backends.protocols", "testing.strategies"),
+    "testing._case": (),
+    "testing._builders": ("artifact",),
+    "testing._wal_contract": ("backends.protocols", "testing._builders", "testing._case"),
+    "testing._cache_contract": ("backends.protocols", "testing._builders", "testing._case"),
+    "testing.contract": ("testing._wal_contract", "testing._cache_contract"),
+    "testing.machine": ("backends.memory", "testing.strategies"),
     "testing.faults": ("fileio", "backends.file"),
 }
 ROOT_ENTRY_POINTS = {"__init__", "__main__"}
