@@ -16,6 +16,7 @@ tick). Every failure is a `DecodeError` (or `EncodeError` when writing).
 from __future__ import annotations
 
 import io
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -26,26 +27,22 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.v import format_exception
 
 from .artifact import (
-    AgreementWalArtifact,
-    DurableRecoveryMetadata,
     Escalation,
-    EvidenceOutcomeCacheArtifact,
-    EvidenceOutcomeCacheEntry,
     EvidenceProduced,
     Finalization,
     VisibilityGateCrossing,
     WalEntry,
-    WalSyncRequest,
     check_plain,
 )
 from .effects import EffectFailure, EffectOutcome, EffectRequest, EffectStatus
 from .errors import DecodeError, EncodeError
 from .limits import MAX_DEPTH
-from .model import AgreementEvidence, AgreementState
 
 __all__ = [
     "MAX_DEPTH",
     "check_plain",
+    "configure_converter",
+    "make_converter",
     "decode_item",
     "dumps",
     "from_plain",
@@ -126,12 +123,11 @@ def dumps(plain: Any) -> bytes:
         raise EncodeError(f"encode persisted durability artifact: {exc}") from exc
 
 
-def _read_plain(value: Any, what: str, depth: int = 0) -> Any:
-    """Check decoded free-form data (a response or body) sitting `depth`
-    containers below its artifact's root: text keys, no simple values such as
-    ``undefined``, no deeper than `MAX_DEPTH` from that root."""
+def _read_plain(value: Any, what: str) -> Any:
+    """Check decoded free-form data (a response or body): text keys, no
+    simple values such as ``undefined``. (Decoding bounds its depth.)"""
     try:
-        check_plain(value, depth)
+        check_plain(value)
     except EncodeError as exc:
         raise ValueError(f"{what}: {exc}") from None
     return value
@@ -150,60 +146,72 @@ def _strict(kind: type) -> Callable[[Any, Any], Any]:
     return hook
 
 
-def _sequence(element: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
-    def hook(value: Any, _type: Any) -> tuple[Any, ...]:
-        if not isinstance(value, list):
-            raise TypeError(f"expected an array, got {type(value).__name__}")
-        return tuple(converter.structure(item, element) for item in value)
-
-    return hook
-
-
 def _mapping(value: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise TypeError(f"expected a map, got {type(value).__name__} {value!r:.40}")
     return value
 
 
-def _record(cls: type[T]) -> None:
-    """Register field-order unstructuring and map-checked structuring for `cls`."""
-    structure = make_dict_structure_fn(cls, converter)
-    converter.register_structure_hook(cls, lambda value, _t: structure(_mapping(value), cls))
-    converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter))
+def _is_variadic_tuple(type_: Any) -> bool:
+    args = typing.get_args(type_)
+    return typing.get_origin(type_) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
-def _structure_entry(value: Any, _type: Any) -> WalEntry:
-    data = _mapping(value)
-    kind = data.get("kind")
-    cls = _ENTRY_BY_KIND.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise ValueError(f"unknown WAL entry kind {kind!r}")
-    result: WalEntry = converter.structure(data, cls)
-    return result
+def _structure_sequence(c: cattrs.Converter) -> Callable[[Any, Any], tuple[Any, ...]]:
+    """``tuple[X, ...]`` fields read a CBOR array (and nothing else)."""
 
-
-def _unstructure_entry_fn(cls: type) -> Callable[[Any], dict[str, Any]]:
-    fields: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, converter)
-    kind = ENTRY_KINDS[cls]
-
-    def hook(entry: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": kind}
-        out.update(fields(entry))
-        return out
+    def hook(value: Any, type_: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise TypeError(f"expected an array, got {type(value).__name__}")
+        element = typing.get_args(type_)[0]
+        return tuple(c.structure(item, element) for item in value)
 
     return hook
 
 
-def _structure_outcome(value: Any, _type: Any, depth: int = 0) -> EffectOutcome:
-    """An `EffectOutcome` whose map sits `depth` containers below its root."""
-    data = _mapping(value)
-    status_map = _mapping(data["status"])
-    status = converter.structure(status_map["status"], EffectStatus)
-    failure = None
-    if status is EffectStatus.FAILURE:
-        failure = converter.structure(status_map["failure"], EffectFailure)
-    response = _read_plain(data.get("response"), "response", depth + 1)
-    return EffectOutcome(status=status, response=response, failure=failure)
+def _structure_record(c: cattrs.Converter, cls: type) -> Callable[[Any, Any], Any]:
+    """Map-checked structuring of an attrs class (any key order, missing
+    optional keys defaulted, unknown keys ignored)."""
+    fields: Callable[[Mapping[str, Any], Any], Any] = make_dict_structure_fn(cls, c)
+    return lambda value, _type: fields(_mapping(value), cls)
+
+
+def _unstructure_record(c: cattrs.Converter, cls: type) -> Callable[[Any], dict[str, Any]]:
+    """Field-order unstructuring; a WAL entry's map starts with its ``"kind"``."""
+    fields: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, c)
+    kind = ENTRY_KINDS.get(cls)
+    if kind is None:
+        return fields
+    return lambda entry: {"kind": kind, **fields(entry)}
+
+
+def _structure_entry(c: cattrs.Converter) -> Callable[[Any, Any], WalEntry]:
+    """The `WalEntry` union, dispatched on the map's ``"kind"``."""
+
+    def hook(value: Any, _type: Any) -> WalEntry:
+        data = _mapping(value)
+        kind = data.get("kind")
+        cls = _ENTRY_BY_KIND.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            raise ValueError(f"unknown WAL entry kind {kind!r}")
+        result: WalEntry = c.structure(data, cls)
+        return result
+
+    return hook
+
+
+def _structure_outcome(c: cattrs.Converter) -> Callable[[Any, Any], EffectOutcome]:
+    def hook(value: Any, _type: Any) -> EffectOutcome:
+        data = _mapping(value)
+        status_map = _mapping(data["status"])
+        status = c.structure(status_map["status"], EffectStatus)
+        failure = None
+        if status is EffectStatus.FAILURE:
+            failure = c.structure(status_map["failure"], EffectFailure)
+        response = _read_plain(data.get("response"), "response")
+        return EffectOutcome(status=status, response=response, failure=failure)
+
+    return hook
 
 
 def _unstructure_outcome(outcome: EffectOutcome) -> dict[str, Any]:
@@ -213,47 +221,46 @@ def _unstructure_outcome(outcome: EffectOutcome) -> dict[str, Any]:
     return {"status": status, "response": outcome.response}
 
 
-def _structure_request(value: Any, _type: Any) -> EffectRequest:
-    request: EffectRequest = _request_fields(_mapping(value), EffectRequest)
-    _read_plain(request.body, "body")
-    return request
+def _structure_request(c: cattrs.Converter) -> Callable[[Any, Any], EffectRequest]:
+    fields = make_dict_structure_fn(EffectRequest, c)
+
+    def hook(value: Any, _type: Any) -> EffectRequest:
+        request: EffectRequest = fields(_mapping(value), EffectRequest)
+        _read_plain(request.body, "body")
+        return request
+
+    return hook
 
 
-converter = cattrs.Converter(detailed_validation=True)
-# Leaf hooks first: generated record functions capture the hooks that exist
-# when they are made.
-for _primitive in (str, int, bool, bytes):
-    converter.register_structure_hook(_primitive, _strict(_primitive))
+def configure_converter(c: cattrs.Converter) -> None:
+    """Register every v1 hook on `c` (cattrs' ``preconf`` style).
+
+    Hooks take the converter they are registered on. Records are generated
+    by factories on first use, so the order of registration does not matter.
+    """
+    for primitive in (str, int, bool, bytes):
+        c.register_structure_hook(primitive, _strict(primitive))
+    c.register_structure_hook_func(_is_variadic_tuple, _structure_sequence(c))
+    c.register_structure_hook_func(lambda t: t == WalEntry, _structure_entry(c))
+    c.register_structure_hook(EffectOutcome, _structure_outcome(c))
+    c.register_unstructure_hook(EffectOutcome, _unstructure_outcome)
+    c.register_structure_hook_factory(
+        lambda t: t is EffectRequest, lambda _t: _structure_request(c)
+    )
+    c.register_structure_hook_factory(attrs.has, lambda cls: _structure_record(c, cls))
+    c.register_unstructure_hook_factory(attrs.has, lambda cls: _unstructure_record(c, cls))
 
 
-def _is(expected: Any) -> Callable[[Any], bool]:
-    return lambda candidate: bool(candidate == expected)
+def make_converter() -> cattrs.Converter:
+    """A new converter for the v1 layout (`configure_converter` on a fresh
+    ``cattrs.Converter`` with detailed validation)."""
+    c = cattrs.Converter(detailed_validation=True)
+    configure_converter(c)
+    return c
 
 
-for _element in (str, AgreementEvidence, EvidenceOutcomeCacheEntry, WalEntry):
-    _seq_type = tuple[_element, ...]  # type: ignore[valid-type]
-    converter.register_structure_hook_func(_is(_seq_type), _sequence(_element))
-converter.register_structure_hook_func(_is(WalEntry), _structure_entry)
-converter.register_structure_hook(EffectOutcome, _structure_outcome)
-converter.register_unstructure_hook(EffectOutcome, _unstructure_outcome)
-for _leaf in (AgreementEvidence, AgreementState, EffectFailure):
-    _record(_leaf)
-for _entry_cls in ENTRY_KINDS:
-    _record(_entry_cls)
-    converter.register_unstructure_hook(_entry_cls, _unstructure_entry_fn(_entry_cls))
-for _cls in (
-    AgreementWalArtifact,
-    EvidenceOutcomeCacheEntry,
-    EvidenceOutcomeCacheArtifact,
-    DurableRecoveryMetadata,
-    WalSyncRequest,
-):
-    _record(_cls)
-_request_fields = make_dict_structure_fn(EffectRequest, converter)
-converter.register_structure_hook(EffectRequest, _structure_request)
-converter.register_unstructure_hook(
-    EffectRequest, make_dict_unstructure_fn(EffectRequest, converter)
-)
+#: The one converter this toolkit uses.
+converter = make_converter()
 
 
 def to_plain(value: Any) -> Any:

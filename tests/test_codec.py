@@ -425,3 +425,35 @@ def test_check_cache_entry_counts_the_response_from_the_exported_artifact_root()
         with pytest.raises(EncodeError):
             check_cache_entry(binding("e", EffectOutcome.success(response)))
     assert ENTRY_DEPTH == 4  # envelope, payload, artifact, entries array
+
+
+def test_make_converter_gives_an_independent_converter_with_the_v1_layout() -> None:
+    from durability.codec import converter, make_converter, to_plain
+
+    fresh = make_converter()
+    assert fresh is not converter
+    wal = AgreementWalArtifact(
+        entries=[
+            esc("op", AgreementLevel.NONE, AgreementLevel.SOFT_SAFE, 1),
+            gate("op", AgreementLevel.SOFT_SAFE, 2),
+        ]
+    )
+    plain = fresh.unstructure(wal)
+    assert plain == to_plain(wal)
+    assert list(plain["entries"][0])[0] == "kind"  # the tag comes first
+    assert fresh.structure(plain, AgreementWalArtifact) == wal
+    cache = EvidenceOutcomeCacheArtifact(entries=[binding("e", FAILED)])
+    assert fresh.structure(fresh.unstructure(cache), EvidenceOutcomeCacheArtifact) == cache
+
+
+def test_configure_converter_works_on_a_users_converter_whatever_it_registered_first() -> None:
+    import cattrs
+
+    from durability.codec import configure_converter, to_plain
+
+    mine = cattrs.Converter()
+    mine.register_unstructure_hook(complex, lambda z: [z.real, z.imag])  # theirs, first
+    configure_converter(mine)
+    entry = gate("op", AgreementLevel.FINALIZED, 3)
+    assert mine.unstructure(entry) == to_plain(entry)
+    assert mine.unstructure(1 + 2j) == [1.0, 2.0]
