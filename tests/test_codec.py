@@ -440,7 +440,7 @@ def test_make_converter_gives_an_independent_converter_with_the_v1_layout() -> N
     )
     plain = fresh.unstructure(wal)
     assert plain == to_plain(wal)
-    assert list(plain["entries"][0])[0] == "kind"  # the tag comes first
+    assert next(iter(plain["entries"][0])) == "kind"  # the tag comes first
     assert fresh.structure(plain, AgreementWalArtifact) == wal
     cache = EvidenceOutcomeCacheArtifact(entries=[binding("e", FAILED)])
     assert fresh.structure(fresh.unstructure(cache), EvidenceOutcomeCacheArtifact) == cache
