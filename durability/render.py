@@ -20,6 +20,7 @@ from .artifact import (
 from .backends.file import LogReport, TornTail
 from .planner import DurableRecoveryDecision, DurableRecoveryPlan
 from .store import Checkpoint
+from .verify import VerifyReport
 
 if TYPE_CHECKING:  # the demo is a peer (it spawns processes): a type-only reference
     from .demo import DemoResult
@@ -45,6 +46,8 @@ __all__ = [
     "table",
     "tail_json",
     "tail_line",
+    "verify_json",
+    "verify_text",
 ]
 
 #: How a log base without the toolkit's checksum record is described.
@@ -262,6 +265,30 @@ def inspect_text(report: LogReport) -> str:
         lines.append(table(headers, _operation_rows(report)))
     elif isinstance(artifact, EvidenceOutcomeCacheArtifact):
         lines.append(table(("evidence id", "effect", "status"), _binding_rows(artifact)))
+    return "\n".join(lines)
+
+
+def verify_json(result: VerifyReport) -> dict[str, Any]:
+    """``verify --json``: `report_json` plus ``ok`` and ``problems``."""
+    return {**report_json(result.report), "ok": result.ok, "problems": list(result.problems)}
+
+
+def verify_text(result: VerifyReport) -> str:
+    """``verify``: checksums, the torn tail, the consistency verdict (a WAL)
+    and one ``problem:`` line per problem."""
+    report = result.report
+    if report.kind is None:
+        head = f"{report.path}: empty log, {report.size} bytes, no entries"
+    else:
+        head = (
+            f"{report.path}: checksums ok, {len(report.records)} records, "
+            f"{report.entries} entries" + ("" if report.base_verified else f" (base {UNVERIFIED})")
+        )
+    lines = [head, tail_line(report.torn_tail)]
+    if result.consistency_checked:
+        verdict = "ok" if not result.consistency_problems else "FAILED"
+        lines.append(f"escalation order and planner consistency: {verdict}")
+    lines += [f"problem: {problem}" for problem in result.problems]
     return "\n".join(lines)
 
 
