@@ -47,7 +47,7 @@ class WalIndex:
         self._last: dict[str, AgreementLevel] = {}
         self._proven: dict[str, AgreementLevel] = {}
         self._ids: dict[str, set[str]] = {}
-        self._ticks: dict[str, tuple[int, int, int]] = {}  # entries, first and last tick
+        self._ticks: dict[str, list[int]] = {}  # [entries, first tick, last tick]
         batch = list(entries)
         self.add(batch, self.check(batch))
 
@@ -67,13 +67,19 @@ class WalIndex:
             level = proven_level(entry)
             self._proven[op] = max_level(self._proven.get(op, AgreementLevel.NONE), level)
             self._ids.setdefault(op, set()).add(entry.stable_identity())
-            tick = entry.tick
-            count, first, last = self._ticks.get(op, (0, tick, tick))
-            self._ticks[op] = (count + 1, min(first, tick), max(last, tick))
+            tick, seen = entry.tick, self._ticks.get(op)
+            if seen is None:
+                self._ticks[op] = [1, tick, tick]
+            else:
+                seen[0] += 1
+                if tick < seen[1]:
+                    seen[1] = tick
+                elif tick > seen[2]:
+                    seen[2] = tick
 
     def summary(self, operation_id: str) -> OperationSummary:
         """The `OperationSummary` of one operation (empty if unknown)."""
-        count, first, last = self._ticks.get(operation_id, (0, None, None))
+        count, first, last = self._ticks.get(operation_id) or (0, None, None)
         return OperationSummary(
             operation_id=operation_id,
             escalation_level=self._last.get(operation_id),
