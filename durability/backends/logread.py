@@ -65,7 +65,8 @@ class Access(enum.Enum):
 
     #: Holding the exclusive lock: opening for writing, or about to append.
     WRITER = "writer"
-    #: A writable instance catching up under the shared lock (a read).
+    #: A writable instance catching up without cutting: a read (shared lock),
+    #: or rebuilding memory after a failed flush.
     READER = "reader"
     #: Opened with ``read_only=True``: the file is never changed.
     READ_ONLY = "read_only"
