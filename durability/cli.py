@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import render
-from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
 from .backends.file import LogReport, export_artifact, inspect_log
 from .console import OutputClosed, report_repairs_on_stderr, say, silence_stdout, write_stdout
 from .errors import (
@@ -39,8 +38,8 @@ from .fileio import DEFAULT_FS
 from .persisted import (
     MAX_ARTIFACT_BYTES,
 )
-from .planner import DurableRecoveryPlan
 from .store import Checkpoint, StateDirectory, decode_checkpoint, looks_like_checkpoint
+from .verify import verify_report
 
 __all__ = ["main"]
 
@@ -133,40 +132,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = _scan(args, args.path)
-    artifact = report.artifact
-    problems: list[str] = []  # escalation order and planner consistency
-    if isinstance(artifact, AgreementWalArtifact):
-        try:
-            artifact.validate_monotonic_escalations()
-            plan = DurableRecoveryPlan.from_checkpoint(
-                0, None, artifact, EvidenceOutcomeCacheArtifact(), strict=False
-            )
-            if plan.anomalies:
-                problems.append(
-                    f"gates crossed above the proven level for: {', '.join(plan.anomalies)}"
-                )
-        except EscalationOrderError as exc:
-            problems.append(str(exc))
-    torn = report.torn_tail
-    failures = list(problems)
-    if torn is not None and args.strict:
-        failures.append(f"torn tail at offset {torn.offset} ({torn.dropped} bytes): {torn.reason}")
-    document = {**render.report_json(report), "ok": not failures, "problems": failures}
-    if report.kind is None:
-        head = f"{args.path}: empty log, {report.size} bytes, no entries"
-    else:
-        head = (
-            f"{args.path}: checksums ok, {len(report.records)} records, {report.entries} entries"
-            + ("" if report.base_verified else f" (base {render.UNVERIFIED})")
-        )
-    lines = [head, render.tail_line(torn)]
-    if isinstance(artifact, AgreementWalArtifact):
-        verdict = "ok" if not problems else "FAILED"
-        lines.append(f"escalation order and planner consistency: {verdict}")
-    lines += [f"problem: {p}" for p in failures]
-    _emit(args, document, "\n".join(lines))
-    return OK if not failures else FAILED
+    result = verify_report(_scan(args, args.path), strict=args.strict)
+    _emit(args, render.verify_json(result), render.verify_text(result))
+    return OK if result.ok else FAILED
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

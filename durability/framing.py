@@ -12,15 +12,11 @@ is trusted only once its header verifies; ``payload_crc`` covers the
 with no gap. A toolkit-written base is followed by a `RecordType.BASE_CHECKSUM`
 record (sequence 0) holding the base's length and crc32.
 
-`scan_log` classifies what follows the last good record: nothing, a *torn
-tail* (exactly the four cases of FORMAT.md §2, `TailKind.TORN`) or damage
-(`TailKind.DAMAGE`). Damage in the base raises `DecodeError` at once.
-
-The fourth torn-tail case is a run of zero bytes reaching the end of the file
-(a file system that extended the size but never wrote the blocks). It may
-start anywhere inside a record, header included; the tail then starts at that
-record's first byte. It is only ever used to explain a record that fails to
-verify: a valid record whose payload happens to end in zero bytes is kept.
+`LogReader` reads a log incrementally, as h11's readers read HTTP: feed it
+bytes, get the next verified `Record` or `NEED_MORE`; after `LogReader.finish`
+its `Tail` classifies what follows the last good record (the rules are in
+`durability.tails`): a *torn tail* or damage. `scan_log` is the same over one
+buffer. Damage in the base raises `DecodeError` at once.
 """
 
 from __future__ import annotations
@@ -28,18 +24,25 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from typing import Any, NamedTuple
+from typing import Any, Final
 
 import attrs
+import cbor2
 
 from .codec import decode_item, dumps
 from .errors import ArtifactTooLargeError, DecodeError, EncodeError
 from .limits import HEADER as _HEADER
 from .limits import HEADER_SIZE, MAX_ARTIFACT_BYTES
+from .tails import Failure, Tail, TailKind, classify_tail, payload_failure, zero_run_start
 
 __all__ = [
+    "END_OF_LOG",
     "HEADER_SIZE",
+    "NEED_MORE",
+    "LogReader",
     "LogScan",
+    "NoRecord",
+    "ReaderState",
     "Record",
     "RecordType",
     "Tail",
@@ -63,40 +66,6 @@ class RecordType(enum.IntEnum):
     WAL_ENTRIES = 2
     #: A CBOR array of evidence outcome cache entries, each replacing its id.
     CACHE_BINDINGS = 3
-
-
-class TailKind(enum.Enum):
-    """How the bytes after the last good record are classified."""
-
-    #: A write cut short by a crash; safe to truncate.
-    TORN = "torn"
-    #: Anything else: never guessed at.
-    DAMAGE = "damage"
-
-
-@attrs.frozen(kw_only=True)
-class Tail:
-    """The bytes from `offset` to the end of the file (`dropped` of them) that
-    are not whole, valid records, and why.
-
-    `records_dropped` counts the records, whole or partial, a torn tail cuts:
-    exactly one for a cut header, a payload running past the end of the file
-    or a bad last payload; for a run of zero bytes a lower bound (the zeros
-    hide how many records they replaced), which `reason` words as "at least".
-    It is 0 for damage.
-    """
-
-    offset: int
-    dropped: int
-    kind: TailKind
-    reason: str
-
-    def error(self, name: str) -> DecodeError:
-        """The `DecodeError` for these bytes of log `name` (when they are not
-        to be repaired)."""
-        return DecodeError(self.reason, path=name, offset=self.offset)
-
-    records_dropped: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -152,66 +121,35 @@ def base_checksum_payload(base: bytes) -> bytes:
     return dumps({"base_length": len(base), "base_crc32": zlib.crc32(base)})
 
 
-#: Bytes copied at a time while looking for the start of a trailing zero run.
-_ZERO_SCAN_BLOCK = 64 * 1024
+class NoRecord(enum.Enum):
+    """What `LogReader.next_record` returns when it has no record to give."""
+
+    #: Feed more bytes (or call `LogReader.finish`: there are none).
+    NEED_MORE = "need_more"
+    #: The input is finished and every good record was returned; see `LogReader.tail`.
+    END_OF_LOG = "end_of_log"
 
 
-def zero_run_start(data: bytes) -> int:
-    """Where the run of zero bytes that reaches the end of `data` starts
-    (``len(data)`` if the last byte is not zero, 0 if every byte is).
-
-    Costs O(length of the run): only the run and one block before it are read.
-
-    >>> zero_run_start(b"ab\\0\\0"), zero_run_start(b"ab"), zero_run_start(bytes(3))
-    (2, 2, 0)
-    """
-    end = len(data)
-    while end:
-        start = max(0, end - _ZERO_SCAN_BLOCK)
-        kept = len(data[start:end].rstrip(b"\0"))
-        if kept:
-            return start + kept
-        end = start
-    return 0
+NEED_MORE: Final = NoRecord.NEED_MORE
+END_OF_LOG: Final = NoRecord.END_OF_LOG
 
 
-class _Failure(NamedTuple):
-    """Why the record at some offset does not verify, and what could explain it."""
+class ReaderState(enum.Enum):
+    """Where a `LogReader` is (its `LogReader.state`)."""
 
-    reason: str
-    #: One of torn-tail cases 1-3 (the file ends inside or right after it).
-    torn: bool = False
-    #: A zero run reaching the end of the file that starts before this offset
-    #: explains the failure (case 4); 0 when nothing would.
-    zeros_explain_before: int = 0
-    #: How many records such a zero run drops, at least.
-    records_if_zeroed: int = 1
-
-
-def _tail(failure: _Failure, pos: int, size: int, zeros: int, origin: int) -> Tail:
-    """Classify the bytes from `pos` (a record boundary) on, where `failure`
-    was found, given that every byte from `zeros` on is zero."""
-    kind, count, reason = TailKind.TORN, 1, failure.reason
-    if zeros <= pos:  # nothing but zeros from this record boundary on
-        reason = _zero_reason(origin + pos, 1)
-    elif failure.torn:
-        pass
-    elif zeros < failure.zeros_explain_before:  # zeros from inside this record on
-        count = failure.records_if_zeroed
-        reason = _zero_reason(origin + zeros, count)
-    else:
-        kind, count = TailKind.DAMAGE, 0
-    return Tail(
-        offset=origin + pos, dropped=size - pos, kind=kind, reason=reason, records_dropped=count
-    )
+    #: At file offset 0, waiting for the whole base (one CBOR item) to arrive.
+    BASE = "base"
+    #: Returning each record once it has arrived whole and verified.
+    RECORDS = "records"
+    #: A record failed to verify. Whether it is a torn tail depends on where the
+    #: run of zero bytes reaching the end of the input starts, so later bytes are
+    #: only watched for zeros (not kept) until `LogReader.finish`.
+    FAILED = "failed"
+    #: Finished: `LogReader.tail` classifies what follows the last good record.
+    DONE = "done"
 
 
-def _zero_reason(offset: int, records: int) -> str:
-    what = "record" if records == 1 else "records"
-    return f"zero bytes from offset {offset} to end of file (at least {records} {what} dropped)"
-
-
-def _header_at(data: bytes, pos: int) -> tuple[int, bytes, int, int, int] | None:
+def _header_at(data: bytearray, pos: int) -> tuple[int, bytes, int, int, int] | None:
     """``(type, reserved, seq, length, payload_crc)`` if the header verifies."""
     crc, rtype, reserved, seq, length, payload_crc = _HEADER.unpack_from(data, pos)
     if zlib.crc32(data[pos + 4 : pos + HEADER_SIZE]) != crc:
@@ -219,23 +157,8 @@ def _header_at(data: bytes, pos: int) -> tuple[int, bytes, int, int, int] | None
     return rtype, reserved, seq, length, payload_crc
 
 
-def _decode_base(data: bytes, name: str) -> tuple[Any, int]:
-    try:
-        base, end = decode_item(data, 0)
-    except DecodeError as exc:
-        why = exc.__cause__ or exc
-        raise DecodeError(f"base artifact is not valid CBOR ({why})", path=name, offset=0) from exc
-    if end > MAX_ARTIFACT_BYTES:
-        raise ArtifactTooLargeError(
-            f"base artifact of {end} bytes exceeds the {MAX_ARTIFACT_BYTES}-byte cap",
-            path=name,
-            offset=0,
-        )
-    return base, end
-
-
-def _check_base(data: bytes, base_end: int, payload: bytes, name: str, offset: int) -> None:
-    """Verify a base checksum record's payload against the base bytes."""
+def _check_base(base_end: int, base_crc: int, payload: bytes, name: str, offset: int) -> None:
+    """Verify a base checksum record's payload against the base's length and crc32."""
     try:
         claim, used = decode_item(payload)
     except DecodeError as exc:
@@ -247,96 +170,241 @@ def _check_base(data: bytes, base_end: int, payload: bytes, name: str, offset: i
         or not isinstance(claim.get("base_crc32"), int)
     ):
         raise DecodeError("malformed base checksum record", path=name, offset=offset)
-    if claim["base_length"] != base_end or claim["base_crc32"] != zlib.crc32(data[:base_end]):
+    if claim["base_length"] != base_end or claim["base_crc32"] != base_crc:
         raise DecodeError(
             "toolkit-written base fails its checksum: damaged base", path=name, offset=0
         )
 
 
-def scan_log(data: bytes, *, name: str, origin: int = 0, next_seq: int = 0) -> LogScan:
-    """Scan `data`, the bytes of log `name` from file offset `origin` to its end.
+def _too_large(size: str, name: str) -> ArtifactTooLargeError:
+    return ArtifactTooLargeError(
+        f"base artifact of {size} bytes exceeds the {MAX_ARTIFACT_BYTES}-byte cap",
+        path=name,
+        offset=0,
+    )
 
-    At ``origin == 0`` the base is decoded first (an empty or all-zero `data`
-    has none); otherwise `data` must start at a record boundary whose record
-    carries sequence number `next_seq`. Offsets in the result and in error
-    messages are file offsets. Raises `DecodeError` (naming `name` and the
-    offset) for a damaged base or base checksum record, and
-    `ArtifactTooLargeError` for a base over `MAX_ARTIFACT_BYTES`; damage
-    after the base is returned as a `Tail` so callers choose the recovery.
 
-    A run of zero bytes reaching the end of `data` that starts inside (or
-    before) the first record failing to verify makes a torn tail starting at
-    that record; `Tail.reason` and `Tail.records_dropped` say how many records
-    it drops, at least. Linear in ``len(data)``.
+class LogReader:
+    """A pure, incremental reader of log `name` from file offset `origin`.
+
+    `feed` it the file's bytes in order, in chunks of any size, and call
+    `next_record` until it returns `NEED_MORE` (feed more) or, once `finish`
+    said there are no more bytes, `END_OF_LOG`; every other result is the
+    next verified `Record`, in order. Then `tail` classifies the bytes after
+    the last good record (``None``: there are none), exactly as `scan_log`
+    does over the whole buffer, and `end` is where a repair would truncate.
+
+    At ``origin == 0`` the base is decoded first, once its whole CBOR item
+    has arrived (a partial item means "need more" until `finish`); `base`,
+    `base_end` and `base_verified` describe it. Otherwise `origin` must be a
+    record boundary whose record carries sequence number `next_seq`.
+    `next_record` raises `DecodeError` for a damaged base or base checksum
+    record and `ArtifactTooLargeError` for a base over `MAX_ARTIFACT_BYTES`;
+    damage after the base is a `Tail`.
+
+    Only unconsumed bytes are buffered: one record, or the base (tried again
+    each time the buffer doubles, so up to twice its size, never much past
+    `MAX_ARTIFACT_BYTES`), plus the last chunk fed; after a record fails to
+    verify, later bytes are only watched for zeros. Linear time overall.
+
+    >>> reader = LogReader("wal.log", origin=94, next_seq=1)
+    >>> reader.next_record()
+    <NoRecord.NEED_MORE: 'need_more'>
+    >>> record = encode_record(RecordType.WAL_ENTRIES, 1, b"\\x80")
+    >>> reader.feed(record + record[:10])
+    >>> reader.next_record().seq, reader.next_record()
+    (1, <NoRecord.NEED_MORE: 'need_more'>)
+    >>> reader.finish()
+    >>> reader.next_record() is END_OF_LOG, reader.tail.kind, reader.end
+    (True, <TailKind.TORN: 'torn'>, 119)
     """
-    size = len(data)
-    zeros = zero_run_start(data)  # every byte from here to the end is zero
-    pos, base, base_end, verified = 0, None, origin, False
-    seq = next_seq
-    records: list[Record] = []
-    failure: _Failure | None = None
 
-    if origin == 0 and zeros:  # an all-zero file has no base
-        base, pos = _decode_base(data, name)
-        base_end = pos
-    while pos < size:
-        left = size - pos
+    def __init__(self, name: str, *, origin: int = 0, next_seq: int = 0) -> None:
+        self.name = name
+        self.origin = origin
+        self.state = ReaderState.BASE if origin == 0 else ReaderState.RECORDS
+        #: The decoded base item (plain data), or ``None``: not read (yet).
+        self.base: Any = None
+        self.base_end = origin
+        self.base_verified = False
+        #: The sequence number the next record must carry.
+        self.next_seq = next_seq
+        #: The classification of what follows the last good record, once `DONE`.
+        self.tail: Tail | None = None
+        self._pos = origin  # file offset of the next record (or of the base)
+        self._buf = bytearray()  # unconsumed bytes from file offset _buf_at on
+        self._buf_at = origin
+        self._size = origin  # file offset after the last byte fed
+        self._zeros = origin  # every byte fed from here on is zero
+        self._eof = False
+        self._failure: Failure | None = None
+        self._bad_payload: tuple[int, int] | None = None  # (seq, end): reason needs the size
+        self._base_crc = 0
+        self._zero_base = False  # the base is the integer 0 unless every byte is zero
+        self._decode_at = 1  # try decoding the base once this many bytes are buffered
+
+    @property
+    def end(self) -> int:
+        """File offset after the base and the last record returned."""
+        return self._pos
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes the reader holds (fed, not yet returned in a record)."""
+        return max(0, self._buf_at + len(self._buf) - max(self._pos, self._buf_at))
+
+    def feed(self, data: bytes) -> None:
+        """Append the next `data` bytes of the file. Raises `ValueError` after `finish`."""
+        if self._eof:
+            raise ValueError(f"log reader of {self.name}: bytes fed after finish()")
+        if not data:
+            return
+        nonzero = zero_run_start(data)
+        if nonzero:  # not all zeros: the trailing run starts in this chunk
+            self._zeros = self._size + nonzero
+        self._size += len(data)
+        if self.state is ReaderState.FAILED:
+            return
+        if self._pos > self._buf_at:  # drop what was consumed (each byte moves once)
+            del self._buf[: self._pos - self._buf_at]
+            self._buf_at = self._pos
+        self._buf += data
+
+    def finish(self) -> None:
+        """Say that no more bytes follow: what is left becomes the `tail`."""
+        self._eof = True
+
+    def next_record(self) -> Record | NoRecord:
+        """The next verified `Record`, `NEED_MORE` or, after `finish`, `END_OF_LOG`."""
+        if self.state is ReaderState.BASE and not self._read_base():
+            return NEED_MORE
+        if self.state is ReaderState.RECORDS:
+            found = self._read_record()
+            if found is not None:
+                return found
+        if not self._eof:
+            return NEED_MORE
+        if self.state is not ReaderState.DONE:
+            self._conclude()
+        return END_OF_LOG
+
+    def _read_base(self) -> bool:
+        """Decode the base once its item is whole; ``False``: more bytes needed."""
+        size = len(self._buf)
+        if not size:
+            if not self._eof:
+                return False
+        elif self._buf[0] == 0:  # CBOR 0; if every byte is zero there is no base (_conclude)
+            self._take_base(0, 1)
+            self._zero_base = True
+        elif self._eof or size >= self._decode_at:  # retries double: linear time
+            try:
+                base, end = decode_item(bytes(self._buf))
+            except DecodeError as exc:
+                why = exc.__cause__ or exc
+                if isinstance(why, cbor2.CBORDecodeEOF) and not self._eof:
+                    if size > MAX_ARTIFACT_BYTES:
+                        raise _too_large(f"more than {MAX_ARTIFACT_BYTES}", self.name) from exc
+                    self._decode_at = min(2 * size, MAX_ARTIFACT_BYTES + 1)
+                    return False
+                raise DecodeError(
+                    f"base artifact is not valid CBOR ({why})", path=self.name, offset=0
+                ) from exc
+            if end > MAX_ARTIFACT_BYTES:
+                raise _too_large(str(end), self.name)
+            self._take_base(base, end)
+        else:
+            return False
+        self.state = ReaderState.RECORDS
+        return True
+
+    def _take_base(self, base: Any, end: int) -> None:
+        self.base, self.base_end, self._pos = base, end, end
+        self._base_crc = zlib.crc32(self._buf[:end])
+
+    def _read_record(self) -> Record | NoRecord | None:
+        """The next record, `NEED_MORE`, or ``None``: a clean end or a failure
+        (then only the trailing zeros of later bytes matter: none are kept)."""
+        found = self._verify_next()
+        if not isinstance(found, Failure):
+            return found
+        self._failure, self.state = found, ReaderState.FAILED
+        self._buf, self._buf_at = bytearray(), self._size
+        return None
+
+    def _verify_next(self) -> Record | NoRecord | Failure | None:
+        buf, at, pos, seq = self._buf, self._pos - self._buf_at, self._pos, self.next_seq
+        left = len(buf) - at
         if left < HEADER_SIZE:
-            failure = _Failure(f"incomplete record header ({left} bytes)", torn=True)
-            break
-        header = _header_at(data, pos)
+            if not self._eof:
+                return NEED_MORE
+            return Failure(f"incomplete record header ({left} bytes)", torn=True) if left else None
+        header = _header_at(buf, at)
         if header is None:  # zeros from inside the header explain it; its length is unknown
-            failure = _Failure(
+            return Failure(
                 "record header checksum mismatch", zeros_explain_before=pos + HEADER_SIZE
             )
-            break
         rtype, reserved, rseq, length, payload_crc = header
         if rtype not in RecordType._value2member_map_:
-            failure = _Failure(f"unknown record type {rtype}")
-        elif reserved != _RESERVED:
-            failure = _Failure(f"nonzero reserved header bytes in record {rseq}")
-        elif rseq != seq:
-            failure = _Failure(f"sequence gap: expected record {seq}, found {rseq}")
-        elif length > MAX_ARTIFACT_BYTES:
-            failure = _Failure(f"record length {length} exceeds the {MAX_ARTIFACT_BYTES}-byte cap")
-        if failure is not None:
-            break
-        end = pos + HEADER_SIZE + length
-        if end > size:
-            failure = _Failure(
+            return Failure(f"unknown record type {rtype}")
+        if reserved != _RESERVED:
+            return Failure(f"nonzero reserved header bytes in record {rseq}")
+        if rseq != seq:
+            return Failure(f"sequence gap: expected record {seq}, found {rseq}")
+        if length > MAX_ARTIFACT_BYTES:
+            return Failure(f"record length {length} exceeds the {MAX_ARTIFACT_BYTES}-byte cap")
+        if left < HEADER_SIZE + length:
+            if not self._eof:
+                return NEED_MORE
+            return Failure(
                 f"payload of record {seq} runs past end of file "
                 f"({length} bytes declared, {left - HEADER_SIZE} present)",
                 torn=True,
             )
-            break
-        payload = data[pos + HEADER_SIZE : end]
+        payload = bytes(buf[at + HEADER_SIZE : at + HEADER_SIZE + length])
+        end = pos + HEADER_SIZE + length
         if zlib.crc32(payload) != payload_crc:
-            if end == size:
-                failure = _Failure(f"payload checksum mismatch in last record {seq}", torn=True)
-            else:  # zeros from inside it: it and at least one record after it are lost
-                failure = _Failure(
-                    f"payload checksum mismatch in record {seq} with {size - end} bytes after it",
-                    zeros_explain_before=end,
-                    records_if_zeroed=2,
-                )
-            break
+            self._bad_payload = (seq, end)  # what it means depends on the bytes after it
+            return Failure("payload checksum mismatch")
         kind = RecordType(rtype)
         if kind is RecordType.BASE_CHECKSUM:
-            if base is None or pos != base_end or seq != 0:
-                failure = _Failure(f"unexpected base checksum record {seq}")
-                break
-            _check_base(data, base_end, payload, name, origin + pos)
-            verified = True
-        records.append(Record(offset=origin + pos, type=kind, seq=seq, payload=payload))
-        seq += 1
-        pos = end
-    tail = None if failure is None else _tail(failure, pos, size, zeros, origin)
+            if self.base is None or pos != self.base_end or seq != 0:
+                return Failure(f"unexpected base checksum record {seq}")
+            _check_base(self.base_end, self._base_crc, payload, self.name, pos)
+            self.base_verified = True
+        self.next_seq, self._pos = seq + 1, end
+        return Record(offset=pos, type=kind, seq=seq, payload=payload)
+
+    def _conclude(self) -> None:
+        self.state, self._buf = ReaderState.DONE, bytearray()
+        size, failure = self._size, self._failure
+        if self._zero_base and self._zeros == 0:  # nothing but zeros: no base at all
+            self.base, self.base_end, self._pos = None, 0, 0
+            failure = Failure("", torn=True)
+        elif self._bad_payload is not None:
+            failure = payload_failure(*self._bad_payload, size)
+        if failure is not None:
+            self.tail = classify_tail(failure, self._pos, size, self._zeros)
+
+
+def scan_log(data: bytes, *, name: str, origin: int = 0, next_seq: int = 0) -> LogScan:
+    """Scan `data`, the bytes of log `name` from file offset `origin` to its
+    end: a `LogReader` fed all of `data` at once, then finished (an empty or
+    all-zero `data` has no base). Offsets in the result and in error messages
+    are file offsets; the errors are the reader's. Linear in ``len(data)``.
+    """
+    reader = LogReader(name, origin=origin, next_seq=next_seq)
+    reader.feed(data)
+    reader.finish()
+    records = []
+    while isinstance(found := reader.next_record(), Record):
+        records.append(found)
     return LogScan(
-        base=base,
-        base_end=base_end,
-        base_verified=verified,
+        base=reader.base,
+        base_end=reader.base_end,
+        base_verified=reader.base_verified,
         records=tuple(records),
-        end=origin + pos,
-        next_seq=seq,
-        tail=tail,
+        end=reader.end,
+        next_seq=reader.next_seq,
+        tail=reader.tail,
     )

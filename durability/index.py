@@ -24,24 +24,30 @@ class OperationSummary:
 
     `escalation_level` is the `new_level` of its last escalation (``None``
     before any); `proven_level` the highest level any of its entries proves;
-    `identities` the stable identities of its entries.
+    `identities` the stable identities of its entries; `entries` how many it
+    has, with ticks from `first_tick` to `last_tick` (the lowest and highest;
+    ``None`` without entries).
     """
 
     operation_id: str
     escalation_level: AgreementLevel | None = None
     proven_level: AgreementLevel = AgreementLevel.NONE
     identities: frozenset[str] = frozenset()
+    entries: int = 0
+    first_tick: int | None = None
+    last_tick: int | None = None
 
 
 class WalIndex:
     """Mutable per-operation index; `check` then `add` appends a batch."""
 
-    __slots__ = ("_ids", "_last", "_proven")
+    __slots__ = ("_ids", "_last", "_proven", "_ticks")
 
     def __init__(self, entries: Iterable[WalEntry] = ()) -> None:
         self._last: dict[str, AgreementLevel] = {}
         self._proven: dict[str, AgreementLevel] = {}
         self._ids: dict[str, set[str]] = {}
+        self._ticks: dict[str, list[int]] = {}  # [entries, first tick, last tick]
         batch = list(entries)
         self.add(batch, self.check(batch))
 
@@ -61,12 +67,29 @@ class WalIndex:
             level = proven_level(entry)
             self._proven[op] = max_level(self._proven.get(op, AgreementLevel.NONE), level)
             self._ids.setdefault(op, set()).add(entry.stable_identity())
+            tick, seen = entry.tick, self._ticks.get(op)
+            if seen is None:
+                self._ticks[op] = [1, tick, tick]
+            else:
+                seen[0] += 1
+                if tick < seen[1]:
+                    seen[1] = tick
+                elif tick > seen[2]:
+                    seen[2] = tick
 
     def summary(self, operation_id: str) -> OperationSummary:
         """The `OperationSummary` of one operation (empty if unknown)."""
+        count, first, last = self._ticks.get(operation_id) or (0, None, None)
         return OperationSummary(
             operation_id=operation_id,
             escalation_level=self._last.get(operation_id),
             proven_level=self._proven.get(operation_id, AgreementLevel.NONE),
             identities=frozenset(self._ids.get(operation_id, ())),
+            entries=count,
+            first_tick=first,
+            last_tick=last,
         )
+
+    def summaries(self) -> tuple[OperationSummary, ...]:
+        """The `OperationSummary` of every operation with an entry, by operation id."""
+        return tuple(self.summary(op) for op in sorted(self._ticks))

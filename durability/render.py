@@ -16,12 +16,11 @@ from .artifact import (
     AgreementWalArtifact,
     DurableRecoveryMetadata,
     EvidenceOutcomeCacheArtifact,
-    proven_level,
 )
 from .backends.file import LogReport, TornTail
-from .model import AgreementLevel, max_level
 from .planner import DurableRecoveryDecision, DurableRecoveryPlan
 from .store import Checkpoint
+from .verify import VerifyReport
 
 if TYPE_CHECKING:  # the demo is a peer (it spawns processes): a type-only reference
     from .demo import DemoResult
@@ -47,6 +46,8 @@ __all__ = [
     "table",
     "tail_json",
     "tail_line",
+    "verify_json",
+    "verify_text",
 ]
 
 #: How a log base without the toolkit's checksum record is described.
@@ -217,21 +218,11 @@ def _log_head(report: LogReport) -> str:
     )
 
 
-def _operation_rows(artifact: AgreementWalArtifact) -> list[tuple[str, int, str, int, int]]:
-    per_op: dict[str, tuple[int, AgreementLevel, int, int]] = {}
-    for entry in artifact.entries:
-        count, level, first, last = per_op.get(
-            entry.operation_id, (0, AgreementLevel.NONE, entry.tick, entry.tick)
-        )
-        per_op[entry.operation_id] = (
-            count + 1,
-            max_level(level, proven_level(entry)),
-            min(first, entry.tick),
-            max(last, entry.tick),
-        )
+def _operation_rows(report: LogReport) -> list[tuple[str, int, str, int | None, int | None]]:
+    """One row per operation of a WAL, from the summaries of its index."""
     return [
-        (op, count, level.value, first, last)
-        for op, (count, level, first, last) in sorted(per_op.items())
+        (op.operation_id, op.entries, op.proven_level.value, op.first_tick, op.last_tick)
+        for op in report.operations
     ]
 
 
@@ -254,7 +245,7 @@ def inspect_json(report: LogReport) -> dict[str, Any]:
     if isinstance(artifact, AgreementWalArtifact):
         op_keys = ("operation_id", "entries", "level", "first_tick", "last_tick")
         document["operations"] = [
-            dict(zip(op_keys, row, strict=True)) for row in _operation_rows(artifact)
+            dict(zip(op_keys, row, strict=True)) for row in _operation_rows(report)
         ]
     elif isinstance(artifact, EvidenceOutcomeCacheArtifact):
         binding_keys = ("evidence_id", "effect", "status")
@@ -271,9 +262,33 @@ def inspect_text(report: LogReport) -> str:
     lines = [_log_head(report), tail_line(report.torn_tail)]
     if isinstance(artifact, AgreementWalArtifact):
         headers = ("operation", "entries", "level", "first tick", "last tick")
-        lines.append(table(headers, _operation_rows(artifact)))
+        lines.append(table(headers, _operation_rows(report)))
     elif isinstance(artifact, EvidenceOutcomeCacheArtifact):
         lines.append(table(("evidence id", "effect", "status"), _binding_rows(artifact)))
+    return "\n".join(lines)
+
+
+def verify_json(result: VerifyReport) -> dict[str, Any]:
+    """``verify --json``: `report_json` plus ``ok`` and ``problems``."""
+    return {**report_json(result.report), "ok": result.ok, "problems": list(result.problems)}
+
+
+def verify_text(result: VerifyReport) -> str:
+    """``verify``: checksums, the torn tail, the consistency verdict (a WAL)
+    and one ``problem:`` line per problem."""
+    report = result.report
+    if report.kind is None:
+        head = f"{report.path}: empty log, {report.size} bytes, no entries"
+    else:
+        head = (
+            f"{report.path}: checksums ok, {len(report.records)} records, "
+            f"{report.entries} entries" + ("" if report.base_verified else f" (base {UNVERIFIED})")
+        )
+    lines = [head, tail_line(report.torn_tail)]
+    if result.consistency_checked:
+        verdict = "ok" if not result.consistency_problems else "FAILED"
+        lines.append(f"escalation order and planner consistency: {verdict}")
+    lines += [f"problem: {problem}" for problem in result.problems]
     return "\n".join(lines)
 
 

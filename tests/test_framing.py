@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,13 @@ from durability import (
     PersistedDurabilityArtifact,
     framing,
 )
-from durability.codec import dumps
+from durability.codec import decode_item, dumps
 from durability.framing import (
+    END_OF_LOG,
     HEADER_SIZE,
+    NEED_MORE,
+    LogReader,
+    ReaderState,
     RecordType,
     TailKind,
     base_checksum_payload,
@@ -26,7 +31,7 @@ from durability.framing import (
     scan_log,
 )
 from durability.persisted import payload_from_envelope
-from tests.helpers import L, esc
+from tests.helpers import L, esc, gate
 
 NAME = "wal.log"
 BASE = PersistedDurabilityArtifact.agreement_wal(AgreementWalArtifact()).to_cbor()
@@ -491,3 +496,207 @@ def test_golden_log_with_a_bad_payload_before_a_zero_run_is_damage() -> None:
         149,
         "payload checksum mismatch in record 1 with 293 bytes after it",
     )
+
+
+# -- the incremental reader: bytes in, a record or "need more" out (h11's readers) --
+
+
+def read_in_chunks(
+    data: bytes, size: int, *, origin: int = 0, next_seq: int = 0
+) -> tuple[framing.LogScan, framing.LogReader]:
+    """What a `LogReader` fed `data` `size` bytes at a time, only when it asks
+    for more, makes of it, as a `LogScan` (to compare with `scan_log`)."""
+    reader = LogReader(NAME, origin=origin, next_seq=next_seq)
+    records, pos = [], 0
+    while True:
+        found = reader.next_record()
+        if found is NEED_MORE:
+            if pos < len(data):
+                reader.feed(data[pos : pos + size])
+                pos += size
+            else:
+                reader.finish()
+        elif found is END_OF_LOG:
+            break
+        else:
+            assert isinstance(found, framing.Record)
+            records.append(found)
+    scan = framing.LogScan(
+        base=reader.base,
+        base_end=reader.base_end,
+        base_verified=reader.base_verified,
+        records=tuple(records),
+        end=reader.end,
+        next_seq=reader.next_seq,
+        tail=reader.tail,
+    )
+    return scan, reader
+
+
+def outcome(read: Callable[[], object]) -> object:
+    """A scan, or the error it raised (type and message)."""
+    try:
+        return read()
+    except DecodeError as exc:
+        return (type(exc), str(exc))
+
+
+def same_in_every_chunking(data: bytes, sizes: Iterable[int], **where: int) -> None:
+    at_once = outcome(lambda: scan_log(data, name=NAME, **where))
+    for size in sizes:
+        chunked = outcome(lambda size=size: read_in_chunks(data, size, **where)[0])
+        assert chunked == at_once, (size, data.hex())
+
+
+def test_reader_returns_each_record_once_its_last_byte_arrives() -> None:
+    data = toolkit_log(P1, P2)
+    starts = record_starts(data)
+    reader = LogReader(NAME)
+    seen = []
+    for offset in range(len(data)):
+        reader.feed(data[offset : offset + 1])
+        found = reader.next_record()
+        if offset + 1 in starts[1:]:  # a record ends here
+            assert isinstance(found, framing.Record) and found.end == offset + 1, offset
+            seen.append(found.seq)
+            found = reader.next_record()
+        assert found is NEED_MORE, offset
+    reader.finish()
+    assert reader.next_record() is END_OF_LOG and reader.next_record() is END_OF_LOG
+    assert seen == [0, 1, 2] and reader.tail is None and reader.base_verified
+    assert reader.state is ReaderState.DONE and reader.end == len(data)
+
+
+def test_reader_states_from_base_to_done() -> None:
+    data = toolkit_log(P1) + encode_record(RecordType.WAL_ENTRIES, 5, P2)  # a sequence gap
+    reader = LogReader(NAME)
+    assert reader.state is ReaderState.BASE
+    reader.feed(data[:10])
+    assert reader.next_record() is NEED_MORE and reader.state is ReaderState.BASE
+    reader.feed(data[10:])
+    assert [reader.next_record(), reader.next_record()] != [NEED_MORE] * 2
+    assert reader.state is ReaderState.RECORDS
+    assert reader.next_record() is NEED_MORE and reader.state is ReaderState.FAILED
+    reader.finish()
+    assert reader.next_record() is END_OF_LOG and reader.state is ReaderState.DONE
+    assert reader.tail is not None and reader.tail.kind is TailKind.DAMAGE
+    with pytest.raises(ValueError, match="after finish"):
+        reader.feed(b"x")
+    assert LogReader(NAME, origin=94, next_seq=1).state is ReaderState.RECORDS
+
+
+def test_a_partial_base_is_need_more_until_the_input_ends() -> None:
+    reader = LogReader(NAME)
+    reader.feed(BASE[:-1])
+    assert reader.next_record() is NEED_MORE and reader.base is None
+    reader.finish()
+    with pytest.raises(DecodeError, match="base artifact is not valid CBOR"):
+        reader.next_record()
+
+
+def test_garbage_base_fails_closed_before_the_input_ends() -> None:
+    reader = LogReader(NAME)
+    reader.feed(b"\x1c" + bytes(100))  # a reserved integer subtype
+    with pytest.raises(DecodeError, match="base artifact is not valid CBOR"):
+        reader.next_record()
+
+
+def test_base_decoding_is_retried_geometrically(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = PersistedDurabilityArtifact.agreement_wal(
+        AgreementWalArtifact(entries=[gate(f"op{n}", L.NONE, n) for n in range(200)])
+    ).to_cbor()
+    calls = []
+
+    def counting(data: bytes, offset: int = 0) -> tuple[object, int]:
+        calls.append(len(data))
+        return decode_item(data, offset)
+
+    monkeypatch.setattr(framing, "decode_item", counting)
+    reader = LogReader(NAME)
+    for offset in range(len(base)):  # one byte at a time
+        reader.feed(base[offset : offset + 1])
+        assert reader.next_record() is NEED_MORE
+    reader.finish()
+    assert reader.next_record() is END_OF_LOG and reader.base_end == len(base)
+    assert len(calls) <= len(base).bit_length() + 1  # doubling: linear time in all
+    assert sum(calls) <= 4 * len(base)
+
+
+def test_an_incomplete_base_over_the_cap_fails_before_the_input_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(framing, "MAX_ARTIFACT_BYTES", 50)
+    reader = LogReader(NAME)
+    for offset in range(60):
+        reader.feed(BASE[offset : offset + 1])
+        if offset < 50:
+            assert reader.next_record() is NEED_MORE
+    with pytest.raises(ArtifactTooLargeError, match="more than 50 bytes"):
+        reader.next_record()
+
+
+def test_reader_holds_only_unconsumed_bytes() -> None:
+    data = toolkit_log(*[P1, P2, P3] * 30)
+    longest = HEADER_SIZE + max(len(P1), len(P2), len(P3))
+    reader = LogReader(NAME)
+    for start in range(0, len(data), 7):
+        reader.feed(data[start : start + 7])
+        while isinstance(reader.next_record(), framing.Record):
+            pass
+        assert reader.buffered < max(2 * len(BASE), longest) + 7, start
+    reader.finish()
+    assert reader.next_record() is END_OF_LOG and reader.buffered == 0
+
+
+def test_after_a_failure_later_bytes_are_watched_for_zeros_not_kept() -> None:
+    data = flip_byte(toolkit_log(P1, P2), len(toolkit_log()) + 2)  # record 1's header
+    reader = LogReader(NAME)
+    reader.feed(data)
+    while isinstance(reader.next_record(), framing.Record):
+        pass
+    assert reader.state is ReaderState.FAILED and reader.buffered == 0
+    for _ in range(100):
+        reader.feed(bytes(4096))
+        assert reader.next_record() is NEED_MORE and reader.buffered == 0
+    reader.finish()
+    reader.next_record()
+    assert reader.tail is not None and reader.tail.kind is TailKind.DAMAGE
+    assert reader.tail.dropped == len(data) - len(toolkit_log()) + 100 * 4096
+
+
+def test_every_chunking_of_a_clean_or_cut_log_reads_as_at_once() -> None:
+    data = toolkit_log(P1, P2, PZ)
+    for cut in range(len(data) + 1):
+        same_in_every_chunking(data[:cut], (1, 5, 24, 25, 60))
+    same_in_every_chunking(data, range(1, len(data) + 1))
+
+
+def test_every_chunking_of_a_zero_filled_tail_reads_as_at_once() -> None:
+    # the run of zeros, and the record it explains, may span any chunk boundary
+    data = bytes.fromhex("".join(VECTOR.read_text().split()))
+    for offset in range(0, len(data), 3):
+        same_in_every_chunking(zero_from(data, offset), (1, 2, 23, 24, 25, 97, 300))
+    same_in_every_chunking(zero_from(data, 223), range(1, len(data) + 1))
+    same_in_every_chunking(data + bytes(100), range(1, 130))
+
+
+def test_every_chunking_of_damage_reads_as_at_once() -> None:
+    data = toolkit_log(P1, P2, P3)
+    for offset in range(len(data)):
+        same_in_every_chunking(flip_byte(data, offset), (1, 24, 31, 200))
+    second = record_starts(data)[2]
+    bad = zero_from(flip_byte(data, second - 3), second)  # damage, then zeros
+    same_in_every_chunking(bad, range(1, len(bad) + 1))
+
+
+def test_every_chunking_from_an_offset_reads_as_at_once() -> None:
+    data = toolkit_log(P1, P2, P3)
+    first = record_starts(data)[1]
+    for tail in (b"", bytes(30), b"\x01\x02", encode_record(RecordType.WAL_ENTRIES, 9, P1)):
+        same_in_every_chunking((data + tail)[first:], range(1, 90), origin=first, next_seq=1)
+
+
+def test_every_chunking_of_a_zero_prefix_reads_as_at_once() -> None:
+    # a first byte of zero is the CBOR integer 0 unless every byte is zero
+    for data in (bytes(1), bytes(30), bytes(30) + b"\x05", b"\x00\x05", bytes(3) + BASE):
+        same_in_every_chunking(data, range(1, len(data) + 1))

@@ -31,12 +31,13 @@ from ..artifact import (
 )
 from ..errors import ArtifactTooLargeError, PayloadKindError
 from ..fileio import DEFAULT_FS, FileSystem
-from ..framing import RecordType, TailKind, scan_log
+from ..framing import LogReader, RecordType, TailKind
 from ..index import OperationSummary, WalIndex
 from ..limits import MAX_ARTIFACT_BYTES, SCHEMA_VERSION
 from ..model import AgreementLevel
 from ..persisted import PersistedDurabilityArtifact, kind_of
 from .log import LogEngine
+from .logread import read_records
 from .logstate import LogState, interpret_base
 from .modes import RecoveryMode, SyncPolicy, TornTail, TornTailWarning
 
@@ -292,6 +293,9 @@ class LogReport:
     artifact: AgreementWalArtifact | EvidenceOutcomeCacheArtifact | None = attrs.field(
         repr=False, eq=False
     )
+    #: A WAL's operations, by id, as its index summarises them (entries,
+    #: proven level, tick range); empty for a cache.
+    operations: tuple[OperationSummary, ...] = attrs.field(default=(), repr=False, eq=False)
 
 
 _STATES: dict[type, type[LogState[Any]]] = {
@@ -303,60 +307,73 @@ _STATES: dict[type, type[LogState[Any]]] = {
 def inspect_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> LogReport:
     """Read and verify a WAL or cache log without changing it.
 
-    Raises `DecodeError` (naming the file and byte offset) on damage,
+    The file is read in bounded chunks under a shared lock, as opening it
+    would. Raises `DecodeError` (naming the file and byte offset) on damage,
     `PayloadKindError` for a file holding recovery metadata, `StorageError`
     when the file cannot be read. A torn tail is reported, not an error.
     """
     name = os.fspath(path)
+    state: LogState[Any] | None = None
+    kind, base_entries, pending, summaries = None, 0, True, []
     fd = fs.open_ro(name)
     try:
         with fs.locked(fd, name, exclusive=False):
-            data = fs.read_at(fd, 0, fs.size(fd, name), name)
+            size = fs.size(fd, name)
+            reader = LogReader(name)
+            for record in read_records(fs, fd, name, reader, size):
+                if pending:  # the base, once the base checksum record verified
+                    state, kind, base_entries = _inspect_base(reader.base, name)
+                    pending = False
+                count = state.replay(record, name) if state is not None else 0
+                summaries.append(
+                    RecordSummary(
+                        offset=record.offset,
+                        type=record.type.name,
+                        seq=record.seq,
+                        length=len(record.payload),
+                        entries=count,
+                    )
+                )
+            if pending:
+                state, kind, base_entries = _inspect_base(reader.base, name)
     finally:
         fs.close(fd)
-    scan = scan_log(data, name=name)
-    kind, state, base_entries = None, None, 0
-    if scan.base is not None:
-        payload = interpret_base(scan, name)
-        make = _STATES.get(type(payload))
-        if make is None:
-            raise PayloadKindError(
-                f"persisted durability artifact {name} contains recovery metadata, "
-                "not an agreement WAL or evidence outcome cache log"
-            )
-        kind, state = kind_of(payload), make()
-        base_entries = len(payload.entries)  # type: ignore[union-attr]
-        state.take_base(payload, name)
-    summaries = []
-    for record in scan.records:
-        count = state.replay(record, name) if state is not None else 0
-        summaries.append(
-            RecordSummary(
-                offset=record.offset,
-                type=record.type.name,
-                seq=record.seq,
-                length=len(record.payload),
-                entries=count,
-            )
-        )
-    torn = None
-    if scan.tail is not None:
-        if scan.tail.kind is TailKind.DAMAGE:
-            raise scan.tail.error(name)
-        torn = TornTail(offset=scan.tail.offset, dropped=scan.tail.dropped, reason=scan.tail.reason)
+    tail, torn = reader.tail, None
+    if tail is not None:
+        if tail.kind is TailKind.DAMAGE:
+            raise tail.error(name)
+        torn = TornTail(offset=tail.offset, dropped=tail.dropped, reason=tail.reason)
     artifact = state.artifact() if state is not None else None
     return LogReport(
         path=name,
-        size=len(data),
+        size=size,
         kind=kind,
-        base_verified=scan.base_verified,
-        base_bytes=scan.base_end,
+        base_verified=reader.base_verified,
+        base_bytes=reader.base_end,
         base_entries=base_entries,
         records=tuple(summaries),
         entries=len(artifact.entries) if artifact is not None else 0,
         torn_tail=torn,
         artifact=artifact,
+        operations=state.index.summaries() if isinstance(state, _WalState) else (),
     )
+
+
+def _inspect_base(base: Any, name: str) -> tuple[LogState[Any] | None, str | None, int]:
+    """The state a decoded `base` (``None``: an empty log) starts, its kind
+    and how many entries it holds."""
+    if base is None:
+        return None, None, 0
+    payload = interpret_base(base, name)
+    make = _STATES.get(type(payload))
+    if make is None:
+        raise PayloadKindError(
+            f"persisted durability artifact {name} contains recovery metadata, "
+            "not an agreement WAL or evidence outcome cache log"
+        )
+    state = make()
+    state.take_base(payload, name)
+    return state, kind_of(payload), len(payload.entries)  # type: ignore[union-attr]
 
 
 def export_artifact(report: LogReport) -> tuple[PersistedDurabilityArtifact, bytes]:

@@ -12,11 +12,13 @@ Rules:
   queue up, and the next leader writes all their records with one ``pwrite``
   and one sync (group commit);
 * reads ``fstat`` and, only when the file grew, catch up under a shared
-  ``flock``; nothing already read is read again;
-* bytes after the last good record are handled per `RecoveryMode`, only while
-  the exclusive lock is held (so another process's write in flight is never
-  cut), and every repair is reported (``logging``, ``warnings``, `torn_tail`);
-  a read-only engine repairs nothing and reports what a writer would cut;
+  ``flock``, feeding the new bytes a bounded chunk at a time to a
+  `LogReader` (``backends/logread.py``) and applying records as they come:
+  nothing read is read again, a cold open never holds the whole file;
+* what follows the last good record is handled per the tail policy table
+  (``backends/logread.py``): cut only under the exclusive lock (another
+  process's write in flight is never cut), every repair reported
+  (``logging``, ``warnings``, `torn_tail`); read-only, nothing is cut;
 * a failed write or sync poisons the engine: the unsynced records are cut
   away, memory is rebuilt from what was durable, and every later write
   raises `LogPoisonedError` until the log is reopened;
@@ -38,7 +40,8 @@ from typing import Any, Generic, TypeVar
 
 from ..errors import DecodeError, LogPoisonedError, StorageError
 from ..fileio import FileSystem
-from ..framing import Tail, TailKind, encode_record, scan_log
+from ..framing import LogReader, Tail, TailKind, encode_record
+from .logread import Access, TailAction, read_records, repair_message, tail_action, tail_error
 from .logstate import LogState, initial_bytes, interpret_base
 from .modes import RecoveryMode, SyncPolicy, TornTail, TornTailWarning
 
@@ -203,18 +206,20 @@ class LogEngine(Generic[S]):
             raise DecodeError(
                 f"log shrank below the {self._end} bytes already read", path=self.path, offset=size
             )
-        data = self._fs.read_at(self._fd, self._end, size - self._end, self.path)
-        scan = scan_log(data, name=self.path, origin=self._end, next_seq=self._next_seq)
-        if scan.base is not None:
-            self.state.take_base(interpret_base(scan, self.path), self.path)
-            self._end = scan.base_end
-            self.base_verified = scan.base_verified
-        tail = scan.tail
-        for record in scan.records:
+        access = (
+            Access.READ_ONLY if self.read_only else Access.WRITER if exclusive else Access.READER
+        )
+        reader = LogReader(self.path, origin=self._end, next_seq=self._next_seq)
+        tail: Tail | None = None
+        base_pending = self._end == 0  # taken after the base checksum record verified
+        for record in read_records(self._fs, self._fd, self.path, reader, size):
+            if base_pending:
+                self._take_base(reader)
+                base_pending = False
             try:
                 self.state.replay(record, self.path)
-            except DecodeError as exc:
-                if not (exclusive and self._recovery is RecoveryMode.POINT_IN_TIME):
+            except DecodeError as exc:  # damage from this record on
+                if tail_action(TailKind.DAMAGE, self._recovery, access) is TailAction.FAIL_CLOSED:
                     raise
                 tail = Tail(
                     offset=record.offset,
@@ -224,32 +229,29 @@ class LogEngine(Generic[S]):
                 )
                 break
             self._end, self._next_seq = record.end, record.seq + 1
+        else:
+            if base_pending:
+                self._take_base(reader)
+            tail = reader.tail
         self._scanned = size
         if tail is not None:
-            self._on_tail(tail, exclusive)
+            self._on_tail(tail, access)
 
-    def _on_tail(self, tail: Tail, exclusive: bool) -> None:
-        """A torn tail is cut by a writer holding the exclusive lock or, read
-        only, reported as what a writer would cut. Damage is cut only by a
-        writer in ``POINT_IN_TIME`` mode; everywhere else it fails closed."""
-        if tail.kind is TailKind.TORN:
-            if self._recovery is RecoveryMode.ABSOLUTE_CONSISTENCY:
-                raise DecodeError(
-                    f"torn tail of {tail.dropped} bytes ({tail.reason}), "
-                    "not truncated in ABSOLUTE_CONSISTENCY recovery mode",
-                    path=self.path,
-                    offset=tail.offset,
-                )
-            if self.read_only:
-                self.torn_tail = TornTail(
-                    offset=tail.offset, dropped=tail.dropped, reason=tail.reason
-                )
-            elif exclusive:
-                self._repair(tail, keep_copy=False)
-        elif exclusive and self._recovery is RecoveryMode.POINT_IN_TIME:
-            self._repair(tail, keep_copy=True)
-        else:
-            raise tail.error(self.path)
+    def _take_base(self, reader: LogReader) -> None:
+        if reader.base is not None:
+            self.state.take_base(interpret_base(reader.base, self.path), self.path)
+            self._end = reader.base_end
+            self.base_verified = reader.base_verified
+
+    def _on_tail(self, tail: Tail, access: Access) -> None:
+        """Carry out what the tail policy table says for `tail`."""
+        action = tail_action(tail.kind, self._recovery, access)
+        if action is TailAction.FAIL_CLOSED:
+            raise tail_error(tail, self._recovery, self.path)
+        if action is TailAction.REPORT:
+            self.torn_tail = TornTail(offset=tail.offset, dropped=tail.dropped, reason=tail.reason)
+        elif action is not TailAction.LEAVE:
+            self._repair(tail, keep_copy=action is TailAction.CUT_KEEPING_COPY)
 
     def _repair(self, tail: Tail, *, keep_copy: bool) -> None:
         assert self._fd is not None
@@ -260,12 +262,7 @@ class LogEngine(Generic[S]):
         self.torn_tail = TornTail(
             offset=tail.offset, dropped=tail.dropped, reason=tail.reason, copy_path=copy
         )
-        what = "damage" if keep_copy else "torn tail"
-        kept = f"; the damaged file was copied to {copy}" if copy else ""
-        message = (
-            f"{what} at byte offset {tail.offset} in {self.path}: {tail.reason}; "
-            f"truncated {tail.dropped} bytes{kept}"
-        )
+        message = repair_message(tail, self.path, copy)
         logger.warning(message)
         warnings.warn(message, TornTailWarning, stacklevel=2)
 

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from ..codec import decode_item, dumps, from_plain, to_plain
 from ..errors import DecodeError, EscalationOrderError, PayloadKindError
-from ..framing import LogScan, Record, RecordType, base_checksum_payload, encode_record
+from ..framing import Record, RecordType, base_checksum_payload, encode_record
 from ..persisted import Payload, envelope_plain, payload_from_envelope, wrong_kind_message
 
 __all__ = ["LogState", "initial_bytes", "interpret_base"]
@@ -75,10 +75,10 @@ class LogState(abc.ABC, Generic[T]):
         return len(items)
 
 
-def interpret_base(scan: LogScan, name: str) -> Payload:
-    """The payload of the base `scan` decoded (`DecodeError`, or its subclass
-    `SchemaVersionError`, naming the file when it is not a v1 artifact)."""
-    return payload_from_envelope(scan.base, path=name, offset=0)[1]
+def interpret_base(base: Any, name: str) -> Payload:
+    """The payload of the decoded `base` of log `name` (`DecodeError`, or its
+    subclass `SchemaVersionError`, naming the file when it is not a v1 artifact)."""
+    return payload_from_envelope(base, path=name, offset=0)[1]
 
 
 def initial_bytes(state: LogState[Any]) -> bytes:

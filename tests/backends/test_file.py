@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import stat
@@ -30,6 +31,7 @@ from durability import (
     StorageError,
 )
 from durability.backends import file as file_backend
+from durability.backends import logread
 from durability.backends.file import (
     FileAgreementWal,
     FileEvidenceOutcomeCache,
@@ -569,20 +571,31 @@ class ReadRecordingFS(FileSystem):
         return super().read_at(fd, offset, length, path)
 
 
-def test_appends_and_reads_never_reread_written_bytes(tmp_path: Path) -> None:
+def covered(reads: list[tuple[int, int]]) -> tuple[int, int]:
+    """The range `reads` cover, checking they are in order, contiguous and bounded."""
+    for (offset, length), (following, _) in itertools.pairwise(reads):
+        assert following == offset + length, reads
+    assert all(0 < length <= logread.READ_CHUNK_BYTES for _, length in reads), reads
+    return reads[0][0], reads[-1][0] + reads[-1][1]
+
+
+def test_appends_and_reads_never_reread_written_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logread, "READ_CHUNK_BYTES", 500)
     fs = ReadRecordingFS()
     path = sample_wal(tmp_path, records=20)
     wal = FileAgreementWal(path, fs=fs)
-    assert fs.reads == [(0, path.stat().st_size)]  # open: one read of the file
+    assert covered(fs.reads) == (0, path.stat().st_size)  # open: the file, once, in order
     fs.reads.clear()
     for tick in range(10):
         wal.append(gate("mine", L.NONE, tick))
         wal.load()
     assert fs.reads == []  # our own appends are never read back
     end = path.stat().st_size
-    FileAgreementWal(path).append(gate("theirs", L.NONE, 99))
-    assert wal.read_since(98) == [gate("theirs", L.NONE, 99)]
-    assert fs.reads == [(end, path.stat().st_size - end)]  # only the new bytes
+    FileAgreementWal(path).append_batch([gate("theirs", L.NONE, 99)] * 20)
+    assert wal.read_since(98) == [gate("theirs", L.NONE, 99)] * 20
+    assert covered(fs.reads) == (end, path.stat().st_size)  # only the new bytes
 
 
 # -- instances -------------------------------------------------------------------
