@@ -313,11 +313,11 @@ class LogEngine(Generic[S]):
                     self._append(fd, tickets)
         except BaseException as exc:
             for ticket in tickets:
-                if not ticket.done:
+                if ticket.error is None:
                     ticket.error = exc
             if not isinstance(exc, Exception):
                 raise
-        finally:
+        finally:  # only now: a waiter told "done" must find its record durable
             for ticket in tickets:
                 ticket.done = True
 
@@ -341,7 +341,6 @@ class LogEngine(Generic[S]):
                     seq += 1
             except Exception as exc:  # this caller's error only
                 ticket.error = exc
-            ticket.done = True
         if not written:
             return
         data = b"".join(chunks)

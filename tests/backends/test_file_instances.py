@@ -317,3 +317,54 @@ def test_poisoned_instance_still_reads_what_others_append_durably(tmp_path: Path
     fs.fail = False
     FileAgreementWal(path).append(gate("theirs", L.NONE, 2))
     assert [e.operation_id for e in wal.load().entries] == ["theirs"]
+
+
+class SecondSyncGatedFS(GatedFS):
+    """Blocks the first sync on `release` and the second on `second`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.second = threading.Event()
+        self.second_entered = threading.Event()
+        self.syncs = 0
+
+    def sync(self, fd: int, path: str) -> None:
+        self.syncs += 1
+        if self.syncs == 2:
+            self.second_entered.set()
+            self.second.wait(30)
+        super().sync(fd, path)
+
+
+def test_a_queued_append_returns_only_after_the_flush_that_covers_it(tmp_path: Path) -> None:
+    # a follower woken when one leader finishes must not take "done" from the
+    # next leader before that leader's own write and flush
+    for trial in range(30):
+        fs = SecondSyncGatedFS()
+        wal = FileAgreementWal(tmp_path / f"wal{trial}.log", sync=SyncPolicy.GROUP, fs=fs)
+        fs.syncs = 0
+        fs.release.clear()
+        fs.entered.clear()
+        first = threading.Thread(target=wal.append, args=(gate("a", L.NONE, 1),))
+        first.start()
+        assert fs.entered.wait(30)
+        returned: list[str] = []
+
+        def append(name: str, wal: FileAgreementWal = wal) -> None:
+            wal.append(gate(name, L.NONE, 2))
+            returned.append(name)
+
+        queued = [threading.Thread(target=append, args=(f"q{i}",)) for i in range(2)]
+        for thread in queued:
+            thread.start()
+        while len(wal._log._queue) < 2:
+            threading.Event().wait(0.001)
+        fs.release.set()  # the first flush ends; the queued two share the second
+        assert fs.second_entered.wait(30)
+        for thread in queued:
+            thread.join(0.05)
+        assert returned == []  # nobody returned while the covering flush is in flight
+        fs.second.set()
+        for thread in [first, *queued]:
+            thread.join(30)
+        assert sorted(returned) == ["q0", "q1"]
