@@ -350,9 +350,7 @@ def test_a_queued_append_returns_only_after_the_flush_that_covers_it(tmp_path: P
         assert fs.entered.wait(30)
         returned: list[str] = []
 
-        def append(
-            name: str, wal: FileAgreementWal = wal, returned: list[str] = returned
-        ) -> None:
+        def append(name: str, wal: FileAgreementWal = wal, returned: list[str] = returned) -> None:
             wal.append(gate(name, L.NONE, 2))
             returned.append(name)
 
