@@ -19,6 +19,7 @@ Rules of this module:
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from typing import Any, overload
@@ -144,9 +145,7 @@ class EvidencePersistenceHandler(_EvidencePersistenceHandlerInit):
         try:
             return self.cached_outcome(evidence_id)
         except Exception as exc:
-            return failed(
-                EffectFailure.unavailable(f"load evidence outcome cache `{evidence_id}`: {exc}")
-            )
+            return _load_failed(evidence_id, exc)
 
     def _remember(
         self, request: EffectRequest, evidence_id: str, outcome: EffectOutcome
@@ -157,32 +156,47 @@ class EvidencePersistenceHandler(_EvidencePersistenceHandlerInit):
         returned uncached; a cache error becomes an ``UNAVAILABLE`` failure."""
         if outcome.is_blocked:
             return outcome
-        entry = EvidenceOutcomeCacheEntry(
-            evidence_id=evidence_id,
-            interface_name=request.interface_name,
-            operation_name=request.operation_name,
-            outcome=outcome,
-        )
-        with self._lock:
-            try:
-                return self._bind(entry)
-            except Exception as exc:
-                return failed(
-                    EffectFailure.unavailable(f"persist evidence outcome `{evidence_id}`: {exc}")
-                )
+        entry = _entry(request, evidence_id, outcome)
+        try:
+            return self._bind(entry)
+        except Exception as exc:
+            return _persist_failed(evidence_id, exc)
 
     def _bind(self, entry: EvidenceOutcomeCacheEntry) -> EffectOutcome:
         put_if_absent = getattr(self._cache, "put_if_absent", None)
-        if callable(put_if_absent):
-            bound = put_if_absent(entry)
-            if not isinstance(bound, EvidenceOutcomeCacheEntry):
-                raise TypeError(f"put_if_absent returned {bound!r:.80}, not a cache entry")
-            return bound.outcome
-        existing = self._cache.get(entry.evidence_id)
-        if existing is not None and existing.outcome.is_terminal:
-            return existing.outcome
-        self._cache.put(entry)
-        return entry.outcome
+        if callable(put_if_absent):  # atomic in the cache: concurrent binds share flushes
+            return _bound(put_if_absent(entry))
+        with self._lock:  # a cache with only get/put: check and put under one lock
+            existing = self._cache.get(entry.evidence_id)
+            if existing is not None and existing.outcome.is_terminal:
+                return existing.outcome
+            self._cache.put(entry)
+            return entry.outcome
+
+
+def _entry(
+    request: EffectRequest, evidence_id: str, outcome: EffectOutcome
+) -> EvidenceOutcomeCacheEntry:
+    return EvidenceOutcomeCacheEntry(
+        evidence_id=evidence_id,
+        interface_name=request.interface_name,
+        operation_name=request.operation_name,
+        outcome=outcome,
+    )
+
+
+def _bound(entry: object) -> EffectOutcome:
+    if not isinstance(entry, EvidenceOutcomeCacheEntry):
+        raise TypeError(f"put_if_absent returned {entry!r:.80}, not a cache entry")
+    return entry.outcome
+
+
+def _load_failed(evidence_id: str, exc: Exception) -> EffectOutcome:
+    return failed(EffectFailure.unavailable(f"load evidence outcome cache `{evidence_id}`: {exc}"))
+
+
+def _persist_failed(evidence_id: str, exc: Exception) -> EffectOutcome:
+    return failed(EffectFailure.unavailable(f"persist evidence outcome `{evidence_id}`: {exc}"))
 
 
 class AsyncEvidencePersistenceHandler(EvidencePersistenceHandler):
@@ -193,9 +207,26 @@ class AsyncEvidencePersistenceHandler(EvidencePersistenceHandler):
         """Answer `request` from the cache, or await it and bind its outcome."""
         evidence_id = self._resolver(request)
         if evidence_id is None:
-            outcome: EffectOutcome = await self._inner.handle_effect(request)
-            return outcome
-        cached = self._lookup(evidence_id)
+            forwarded: EffectOutcome = await self._inner.handle_effect(request)
+            return forwarded
+        get_async = getattr(self._cache, "get_async", None)
+        if callable(get_async):  # a flush in flight never blocks the event loop
+            cached: EffectOutcome | None
+            try:
+                entry = await get_async(evidence_id)
+                cached = None if entry is None or entry.outcome.is_blocked else entry.outcome
+            except Exception as exc:
+                cached = _load_failed(evidence_id, exc)
+        else:
+            cached = self._lookup(evidence_id)
         if cached is not None:
             return cached
-        return self._remember(request, evidence_id, await self._inner.handle_effect(request))
+        outcome: EffectOutcome = await self._inner.handle_effect(request)
+        put_if_absent_async = getattr(self._cache, "put_if_absent_async", None)
+        if outcome.is_blocked or not callable(put_if_absent_async):
+            # the binding's file I/O and fsync run off the event loop
+            return await asyncio.to_thread(self._remember, request, evidence_id, outcome)
+        try:
+            return _bound(await put_if_absent_async(_entry(request, evidence_id, outcome)))
+        except Exception as exc:
+            return _persist_failed(evidence_id, exc)

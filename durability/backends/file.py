@@ -15,7 +15,7 @@ inspect``/``verify``/``export``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -31,14 +31,13 @@ from ..artifact import (
 )
 from ..errors import ArtifactTooLargeError, PayloadKindError
 from ..fileio import DEFAULT_FS, FileSystem
-from ..framing import LogReader, RecordType, TailKind
-from ..index import OperationSummary, WalIndex
+from ..framing import LogReader, TailKind
+from ..index import OperationSummary
 from ..limits import MAX_ARTIFACT_BYTES, SCHEMA_VERSION
-from ..model import AgreementLevel
 from ..persisted import PersistedDurabilityArtifact, kind_of
 from .log import LogEngine
 from .logread import read_records
-from .logstate import LogState, interpret_base
+from .logstate import CacheState, LogState, WalState, interpret_base
 from .modes import RecoveryMode, SyncPolicy, TornTail, TornTailWarning
 
 __all__ = [
@@ -56,45 +55,6 @@ __all__ = [
 ]
 
 Path = str | os.PathLike[str]
-
-
-class _WalState(LogState[WalEntry]):
-    artifact_type = AgreementWalArtifact
-    record_type = RecordType.WAL_ENTRIES
-
-    def __init__(self) -> None:
-        self.entries: list[WalEntry] = []
-        self.index = WalIndex()
-
-    def absorb(self, items: Sequence[WalEntry]) -> None:
-        self.add(items, self.index.check(items))
-
-    def add(self, items: Sequence[WalEntry], updates: dict[str, AgreementLevel]) -> None:
-        self.entries.extend(items)
-        self.index.add(items, updates)
-
-    def artifact(self) -> AgreementWalArtifact:
-        return AgreementWalArtifact(entries=self.entries)
-
-
-class _CacheState(LogState[EvidenceOutcomeCacheEntry]):
-    artifact_type = EvidenceOutcomeCacheArtifact
-    record_type = RecordType.CACHE_BINDINGS
-
-    def __init__(self) -> None:
-        self.bindings: dict[str, EvidenceOutcomeCacheEntry] = {}
-
-    def seed(self, artifact: Any) -> None:
-        for entry in artifact.entries:  # a v1 artifact's first entry for an id wins
-            self.bindings.setdefault(entry.evidence_id, entry)
-
-    def absorb(self, items: Sequence[EvidenceOutcomeCacheEntry]) -> None:
-        for entry in items:  # a record's binding replaces (and moves last)
-            self.bindings.pop(entry.evidence_id, None)
-            self.bindings[entry.evidence_id] = entry
-
-    def artifact(self) -> EvidenceOutcomeCacheArtifact:
-        return EvidenceOutcomeCacheArtifact(entries=list(self.bindings.values()))
 
 
 _S = TypeVar("_S", bound=LogState[Any])
@@ -166,7 +126,7 @@ class _FileLog(Generic[_S]):
         return f"{type(self).__name__}({self.path!r})"
 
 
-class FileAgreementWal(_FileLog[_WalState]):
+class FileAgreementWal(_FileLog[WalState]):
     """An agreement WAL in an append-only log file.
 
     `path` is created (mode 0600) as an empty WAL if missing; a file holding
@@ -184,7 +144,7 @@ class FileAgreementWal(_FileLog[_WalState]):
     1
     """
 
-    _new_state = _WalState
+    _new_state = WalState
 
     def append(self, entry: WalEntry) -> None:
         """Append one entry durably; `EscalationOrderError` leaves the file
@@ -196,14 +156,20 @@ class FileAgreementWal(_FileLog[_WalState]):
         validated against everything any writer appended before."""
         batch = list(entries)
         check_entries(batch)
-        if not batch:
-            return
+        if batch:
+            self._log.write(_appending(batch))
 
-        def decide(state: _WalState) -> tuple[bytes, Any]:
-            updates = state.index.check(batch)
-            return state.encode(batch), lambda: state.add(batch, updates)
+    async def append_async(self, entry: WalEntry) -> None:
+        """`append` for asyncio code; never blocks the event loop. Under
+        ``SyncPolicy.GROUP`` concurrent tasks share flushes."""
+        await self.append_batch_async([entry])
 
-        self._log.write(decide)
+    async def append_batch_async(self, entries: Iterable[WalEntry]) -> None:
+        """`append_batch` for asyncio code; never blocks the event loop."""
+        batch = list(entries)
+        check_entries(batch)
+        if batch:
+            await self._log.write_async(_appending(batch))
 
     def read_since(self, tick: int) -> list[WalEntry]:
         """Entries with ``entry.tick > tick``, in WAL order."""
@@ -218,7 +184,34 @@ class FileAgreementWal(_FileLog[_WalState]):
         return self._log.read(lambda s: s.index.summary(operation_id))
 
 
-class FileEvidenceOutcomeCache(_FileLog[_CacheState]):
+def _appending(batch: list[WalEntry]) -> Callable[[WalState], tuple[bytes, Any]]:
+    """The decision appending `batch`, validated against the state it meets."""
+
+    def decide(state: WalState) -> tuple[bytes, Any]:
+        updates = state.index.check(batch)
+        return state.encode(batch), lambda: state.add(batch, updates)
+
+    return decide
+
+
+def _binding_if_absent(
+    entry: EvidenceOutcomeCacheEntry,
+) -> tuple[Callable[[CacheState], tuple[bytes, Any] | None], list[EvidenceOutcomeCacheEntry]]:
+    """The decision binding `entry` unless a terminal outcome is bound, and
+    the one-item list that holds the entry bound once it ran."""
+    bound = [entry]
+
+    def decide(state: CacheState) -> tuple[bytes, Any] | None:
+        existing = state.bindings.get(entry.evidence_id)
+        if existing is not None and existing.outcome.is_terminal:
+            bound[0] = existing
+            return None
+        return state.encode([entry]), lambda: state.absorb([entry])
+
+    return decide, bound
+
+
+class FileEvidenceOutcomeCache(_FileLog[CacheState]):
     """An evidence outcome cache in an append-only log file.
 
     Same file rules as `FileAgreementWal`. `put` appends a binding;
@@ -226,11 +219,15 @@ class FileEvidenceOutcomeCache(_FileLog[_CacheState]):
     writer's bindings, so the first durable binding wins across processes.
     """
 
-    _new_state = _CacheState
+    _new_state = CacheState
 
     def get(self, evidence_id: str) -> EvidenceOutcomeCacheEntry | None:
         """The entry bound to `evidence_id`, or ``None``."""
         return self._log.read(lambda s: s.bindings.get(evidence_id))
+
+    async def get_async(self, evidence_id: str) -> EvidenceOutcomeCacheEntry | None:
+        """`get` for asyncio code: never waits for a flush on the event loop."""
+        return await self._log.read_async(lambda s: s.bindings.get(evidence_id))
 
     def put(self, entry: EvidenceOutcomeCacheEntry) -> None:
         """Bind `entry` durably, replacing any entry with its id."""
@@ -241,16 +238,18 @@ class FileEvidenceOutcomeCache(_FileLog[_CacheState]):
         """First durable binding wins: return the bound terminal entry if there
         is one, else bind `entry` (replacing a blocked one) and return it."""
         check_cache_entry(entry)
-        bound = [entry]
-
-        def decide(state: _CacheState) -> tuple[bytes, Any] | None:
-            existing = state.bindings.get(entry.evidence_id)
-            if existing is not None and existing.outcome.is_terminal:
-                bound[0] = existing
-                return None
-            return state.encode([entry]), lambda: state.absorb([entry])
-
+        decide, bound = _binding_if_absent(entry)
         self._log.write(decide)
+        return bound[0]
+
+    async def put_if_absent_async(
+        self, entry: EvidenceOutcomeCacheEntry
+    ) -> EvidenceOutcomeCacheEntry:
+        """`put_if_absent` for asyncio code; never blocks the event loop.
+        Under ``SyncPolicy.GROUP`` concurrent tasks share flushes."""
+        check_cache_entry(entry)
+        decide, bound = _binding_if_absent(entry)
+        await self._log.write_async(decide)
         return bound[0]
 
     def load(self) -> EvidenceOutcomeCacheArtifact:
@@ -299,8 +298,8 @@ class LogReport:
 
 
 _STATES: dict[type, type[LogState[Any]]] = {
-    AgreementWalArtifact: _WalState,
-    EvidenceOutcomeCacheArtifact: _CacheState,
+    AgreementWalArtifact: WalState,
+    EvidenceOutcomeCacheArtifact: CacheState,
 }
 
 
@@ -355,7 +354,7 @@ def inspect_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> LogReport:
         entries=len(artifact.entries) if artifact is not None else 0,
         torn_tail=torn,
         artifact=artifact,
-        operations=state.index.summaries() if isinstance(state, _WalState) else (),
+        operations=state.index.summaries() if isinstance(state, WalState) else (),
     )
 
 

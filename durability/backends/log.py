@@ -30,6 +30,7 @@ All I/O goes through a `FileSystem` (`durability.fileio`), the seam tests replac
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -41,6 +42,7 @@ from typing import Any, Generic, TypeVar
 from ..errors import DecodeError, LogPoisonedError, StorageError
 from ..fileio import FileSystem
 from ..framing import LogReader, Tail, TailKind, encode_record
+from .group import GroupCommit, Ticket
 from .logread import Access, TailAction, read_records, repair_message, tail_action, tail_error
 from .logstate import LogState, initial_bytes, interpret_base
 from .modes import RecoveryMode, SyncPolicy, TornTail, TornTailWarning
@@ -50,17 +52,6 @@ __all__ = ["LogEngine", "LogState", "RecoveryMode", "SyncPolicy", "TornTail", "T
 logger = logging.getLogger("durability")
 T = TypeVar("T")
 S = TypeVar("S", bound="LogState[Any]")
-
-
-class _Ticket:
-    """One caller's write waiting for (or done by) a leader."""
-
-    __slots__ = ("decide", "done", "error")
-
-    def __init__(self, decide: Decide[Any]) -> None:
-        self.decide = decide
-        self.done = False
-        self.error: BaseException | None = None
 
 
 #: ``decide(state)`` validates against `state` and returns ``(payload, commit)``
@@ -111,9 +102,7 @@ class LogEngine(Generic[S]):
 
     def _new_locks(self) -> None:
         self._lock = threading.Lock()  # guards everything below; held for I/O
-        self._group = threading.Condition()  # guards the group-commit queue
-        self._queue: list[_Ticket] = []
-        self._leading = False
+        self._group = GroupCommit()
 
     def _open(self) -> None:
         """Open the file (creating it unless read-only) and read it whole."""
@@ -187,11 +176,25 @@ class LogEngine(Generic[S]):
     def read(self, view: Callable[[S], T]) -> T:
         """Catch up if the file grew, then return ``view(state)``."""
         with self._lock:
-            fd = self._ready(writing=False)
-            if fd is not None and self._fs.size(fd, self.path) != self._scanned:
-                with self._fs.locked(fd, self.path, exclusive=False):
-                    self._catch_up(exclusive=False)
-            return view(self.state)
+            return self._read_locked(view)
+
+    async def read_async(self, view: Callable[[S], T]) -> T:
+        """`read` for asyncio code: answered at once unless a write or flush
+        holds the log, in which case it waits in the default executor, never
+        on the event loop."""
+        if self._lock.acquire(blocking=False):
+            try:
+                return self._read_locked(view)
+            finally:
+                self._lock.release()
+        return await asyncio.get_running_loop().run_in_executor(None, self.read, view)
+
+    def _read_locked(self, view: Callable[[S], T]) -> T:
+        fd = self._ready(writing=False)
+        if fd is not None and self._fs.size(fd, self.path) != self._scanned:
+            with self._fs.locked(fd, self.path, exclusive=False):
+                self._catch_up(exclusive=False)
+        return view(self.state)
 
     def _catch_up(self, *, exclusive: bool) -> None:
         """Apply the records appended since `_end` (the whole file at first)."""
@@ -277,31 +280,33 @@ class LogEngine(Generic[S]):
         Under ``SyncPolicy.GROUP``, callers arriving while a flush is in flight
         queue up; the next leader writes all their records in one ``pwrite``
         and covers them with one sync."""
-        ticket = _Ticket(decide)
+        ticket = Ticket(decide)
         if self._sync is SyncPolicy.GROUP:
-            self._group_write(ticket)
+            self._group.submit(ticket, self._write_batch)
         else:
             self._write_batch([ticket])
         if ticket.error is not None:
             raise ticket.error
 
-    def _group_write(self, ticket: _Ticket) -> None:
-        with self._group:
-            self._queue.append(ticket)
-            while self._leading and not ticket.done:
-                self._group.wait()
-            if ticket.done:
-                return
-            self._leading = True
-            batch, self._queue = self._queue, []
-        try:
-            self._write_batch(batch)
-        finally:
-            with self._group:
-                self._leading = False
-                self._group.notify_all()
+    async def write_async(self, decide: Decide[S]) -> None:
+        """`write` for asyncio code: the event loop never blocks on the file.
+        Under ``SyncPolicy.GROUP`` every task appending concurrently shares
+        the flushes (one drainer leads in the default executor); otherwise
+        the write runs in the default executor."""
+        if self._sync is not SyncPolicy.GROUP:
+            await asyncio.get_running_loop().run_in_executor(None, self.write, decide)
+            return
+        ticket = Ticket(decide)
+        await self._group.submit_async(ticket, self._write_batch)
+        if ticket.error is not None:
+            raise ticket.error
 
-    def _write_batch(self, tickets: list[_Ticket]) -> None:
+    @property
+    def queued(self) -> int:
+        """Appends waiting for a group-commit leader."""
+        return self._group.queued
+
+    def _write_batch(self, tickets: list[Ticket]) -> None:
         """Decide, write and sync `tickets` as consecutive records. Each ticket
         ends done, with its own error if it failed."""
         try:
@@ -321,7 +326,7 @@ class LogEngine(Generic[S]):
             for ticket in tickets:
                 ticket.done = True
 
-    def _append(self, fd: int, tickets: list[_Ticket]) -> None:
+    def _append(self, fd: int, tickets: list[Ticket]) -> None:
         """Under both locks: each ticket's decision is applied to memory at
         once (so the next ticket validates against it), but no reader can see
         memory or the file until the batch is durable; a failed write or sync
@@ -329,7 +334,7 @@ class LogEngine(Generic[S]):
         start = self._end
         seq = 1 if start == 0 else self._next_seq
         chunks = [initial_bytes(self.state)] if start == 0 else []
-        written: list[_Ticket] = []
+        written: list[Ticket] = []
         for ticket in tickets:
             try:
                 pending = ticket.decide(self.state)

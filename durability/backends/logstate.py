@@ -8,12 +8,20 @@ import abc
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
+from ..artifact import (
+    AgreementWalArtifact,
+    EvidenceOutcomeCacheArtifact,
+    EvidenceOutcomeCacheEntry,
+    WalEntry,
+)
 from ..codec import decode_item, dumps, from_plain, to_plain
 from ..errors import DecodeError, EscalationOrderError, PayloadKindError
 from ..framing import Record, RecordType, base_checksum_payload, encode_record
+from ..index import WalIndex
+from ..model import AgreementLevel
 from ..persisted import Payload, envelope_plain, payload_from_envelope, wrong_kind_message
 
-__all__ = ["LogState", "initial_bytes", "interpret_base"]
+__all__ = ["CacheState", "LogState", "WalState", "initial_bytes", "interpret_base"]
 
 T = TypeVar("T")
 
@@ -85,3 +93,46 @@ def initial_bytes(state: LogState[Any]) -> bytes:
     """A new, empty log of `state`'s kind: base plus its checksum record."""
     base = dumps(envelope_plain(state.artifact_type()))
     return base + encode_record(RecordType.BASE_CHECKSUM, 0, base_checksum_payload(base))
+
+
+class WalState(LogState[WalEntry]):
+    """A WAL log's entries, in order, and their per-operation index."""
+
+    artifact_type = AgreementWalArtifact
+    record_type = RecordType.WAL_ENTRIES
+
+    def __init__(self) -> None:
+        self.entries: list[WalEntry] = []
+        self.index = WalIndex()
+
+    def absorb(self, items: Sequence[WalEntry]) -> None:
+        self.add(items, self.index.check(items))
+
+    def add(self, items: Sequence[WalEntry], updates: dict[str, AgreementLevel]) -> None:
+        self.entries.extend(items)
+        self.index.add(items, updates)
+
+    def artifact(self) -> AgreementWalArtifact:
+        return AgreementWalArtifact(entries=self.entries)
+
+
+class CacheState(LogState[EvidenceOutcomeCacheEntry]):
+    """A cache log's bindings, one per evidence id, in binding order."""
+
+    artifact_type = EvidenceOutcomeCacheArtifact
+    record_type = RecordType.CACHE_BINDINGS
+
+    def __init__(self) -> None:
+        self.bindings: dict[str, EvidenceOutcomeCacheEntry] = {}
+
+    def seed(self, artifact: Any) -> None:
+        for entry in artifact.entries:  # a v1 artifact's first entry for an id wins
+            self.bindings.setdefault(entry.evidence_id, entry)
+
+    def absorb(self, items: Sequence[EvidenceOutcomeCacheEntry]) -> None:
+        for entry in items:  # a record's binding replaces (and moves last)
+            self.bindings.pop(entry.evidence_id, None)
+            self.bindings[entry.evidence_id] = entry
+
+    def artifact(self) -> EvidenceOutcomeCacheArtifact:
+        return EvidenceOutcomeCacheArtifact(entries=list(self.bindings.values()))

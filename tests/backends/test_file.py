@@ -340,7 +340,7 @@ def test_record_of_the_other_kind_fails_closed(tmp_path: Path) -> None:
 def test_out_of_order_escalation_in_file_fails_closed(tmp_path: Path) -> None:
     path = tmp_path / "wal.log"
     FileAgreementWal(path).append(esc("op", L.NONE, L.SOFT_SAFE, 1))
-    payload = file_backend._WalState().encode([esc("op", L.NONE, L.PROVISIONAL, 2)])
+    payload = file_backend.WalState().encode([esc("op", L.NONE, L.PROVISIONAL, 2)])
     append_bytes(path, encode_record(RecordType.WAL_ENTRIES, 2, payload))
     with pytest.raises(DecodeError, match="reordered or regressed"):
         FileAgreementWal(path)

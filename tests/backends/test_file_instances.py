@@ -215,7 +215,7 @@ def test_group_commit_shares_one_flush_between_waiting_appenders(tmp_path: Path)
     ]
     for thread in waiting:
         thread.start()
-    while len(wal._log._queue) < 5:  # all five queued behind the flush in flight
+    while wal._log.queued < 5:  # all five queued behind the flush in flight
         threading.Event().wait(0.01)
     fs.release.set()
     for thread in [first, *waiting]:
@@ -244,10 +244,10 @@ def test_group_commit_rejects_only_the_invalid_append_of_a_shared_flush(tmp_path
     bad = threading.Thread(target=append, args=(esc("op", L.NONE, L.PROVISIONAL, 2),))
     good = threading.Thread(target=append, args=(esc("op", L.SOFT_SAFE, L.FINALIZED, 3),))
     bad.start()
-    while len(wal._log._queue) < 1:
+    while wal._log.queued < 1:
         threading.Event().wait(0.01)
     good.start()
-    while len(wal._log._queue) < 2:
+    while wal._log.queued < 2:
         threading.Event().wait(0.01)
     fs.release.set()
     for thread in (first, bad, good):
@@ -357,7 +357,7 @@ def test_a_queued_append_returns_only_after_the_flush_that_covers_it(tmp_path: P
         queued = [threading.Thread(target=append, args=(f"q{i}",)) for i in range(2)]
         for thread in queued:
             thread.start()
-        while len(wal._log._queue) < 2:
+        while wal._log.queued < 2:
             threading.Event().wait(0.001)
         fs.release.set()  # the first flush ends; the queued two share the second
         assert fs.second_entered.wait(30)
