@@ -84,7 +84,8 @@ def _run(argv: list[str], what: str, timeout: float = 120) -> None:
 
 def _start() -> str:
     binaries = _binaries()
-    top = Path(tempfile.mkdtemp(prefix="durability-pg-"))
+    # as root, under /tmp: the server's user must reach it, whatever TMPDIR says
+    top = Path(tempfile.mkdtemp(prefix="durability-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     data, sockets, log = top / "data", top / "sockets", top / "server.log"
     sockets.mkdir()
     _command, user = _as_server_user(["true"])
