@@ -126,6 +126,7 @@ class PostgresDatabase(Database):
         return f"PostgresDatabase({self.description!r})"
 
     def encode_tick(self, tick: int) -> Decimal:
+        """A ``NUMERIC(20, 0)`` value (``BIGINT`` is signed)."""
         return Decimal(tick)
 
     def _ddl(self) -> list[str]:
@@ -241,6 +242,7 @@ class PostgresDatabase(Database):
         _ORPHANS.append(connection)
 
     def close(self) -> None:
+        """Close the connection (a parent's, in a forked child, is only forgotten)."""
         with self.lock:
             if self._pid != os.getpid():
                 self._forget_connection()

@@ -81,6 +81,7 @@ class SqliteDatabase(Database):
         self._pid = 0
 
     def encode_tick(self, tick: int) -> str:
+        """20-digit zero-padded decimal text: as text, order is numeric order."""
         return f"{tick:020d}"
 
     def _ddl(self) -> list[str]:
@@ -156,6 +157,7 @@ class SqliteDatabase(Database):
         self._connection = None
 
     def close(self) -> None:
+        """Close the connection (not a parent's, in a forked child)."""
         with self.lock:
             connection, self._connection = self._connection, None
             if connection is not None and self._pid == os.getpid():

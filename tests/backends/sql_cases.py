@@ -266,6 +266,23 @@ class SqlWalCases:
         with pytest.raises(DecodeError, match=r"sequence gap.* at sequence 2"):
             self.reopen(None, tmp_path).read_since(0)
 
+    def test_concurrent_first_opens_create_the_tables_once(self, tmp_path: Path) -> None:
+        args = self.constructor_args(tmp_path)  # nothing opened yet: no tables
+        wal_type = type(self.make_wal(tmp_path))
+
+        def opener(index: int) -> int:
+            handle = wal_type(*args) if index % 2 else self.cache_type(*args)
+            if index % 2:
+                return int(handle.append(gate(f"p{index}", L.NONE, index)))
+            handle.put(binding(f"p{index}"))
+            return 0
+
+        self._in_processes(6, opener)  # type: ignore[attr-defined]
+        raw = self.raw(tmp_path)
+        assert raw.fetch(f"SELECT version FROM {self.table_prefix}schema") == [(1,)]
+        assert raw.fetch(f"SELECT count(*) FROM {self.table_prefix}wal_entries") == [(3,)]
+        assert raw.fetch(f"SELECT count(*) FROM {self.table_prefix}cache_entries") == [(3,)]
+
     def test_several_wals_and_a_cache_share_one_database(self, tmp_path: Path) -> None:
         first = self.make_wal(tmp_path)
         second = type(first)(*self.constructor_args(tmp_path), name="second")
