@@ -99,9 +99,10 @@ class SqliteDatabase(Database):
         if self._connection is not None and self._pid != os.getpid():
             self._forget_connection()
         if self._connection is None:
-            # created owner-only, as the file backends' logs are (SQLite gives
-            # its -wal and -shm files the database file's permissions)
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            if not os.path.exists(self.path):
+                # created owner-only, as the file backends' logs are (SQLite
+                # gives its -wal and -shm files the database file's permissions)
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
             connection = sqlite3.connect(
                 self.path,
                 timeout=self.busy_timeout,

@@ -301,9 +301,15 @@ class SqlAgreementWal:
                 raise self._damage(f"the head row of WAL `{self._name}` is missing", None)
             return
         fresh = rows[0][2] != self._prunes
-        if fresh:
+        if fresh and self._last:  # another handle pruned: read everything again
             rows = cursor.fetch(_CATCH_UP, (0, self._name))
         last, pruned, prunes = rows[0][:3]
+        if last < self._last and not fresh:
+            reason = (
+                f"the head's last sequence went back to {last} from {self._last}, which "
+                "this handle read: the database was replaced or rolled back"
+            )
+            raise self._damage(reason, last)
         sequences, entries = self._decode(rows, 0 if fresh else self._last, last, pruned)
         index = WalIndex() if fresh else self._index
         try:

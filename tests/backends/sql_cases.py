@@ -266,6 +266,16 @@ class SqlWalCases:
         with pytest.raises(DecodeError, match=r"sequence gap.* at sequence 2"):
             self.reopen(None, tmp_path).read_since(0)
 
+    def test_a_database_rolled_back_under_a_handle_is_refused(self, tmp_path: Path) -> None:
+        wal = self.make_wal(tmp_path)
+        wal.append_batch([gate("a", L.NONE, 1), gate("b", L.NONE, 2), gate("c", L.NONE, 3)])
+        raw = self.raw(tmp_path)  # as if restored from an older backup
+        raw.execute(f"DELETE FROM {self.table_prefix}wal_entries WHERE sequence > 1")
+        raw.execute(f"UPDATE {self.table_prefix}wal_heads SET last_sequence = 1")
+        with pytest.raises(DecodeError, match="went back to 1 from 3"):
+            wal.load()
+        assert self.reopen(None, tmp_path).load().entries == (gate("a", L.NONE, 1),)
+
     def test_concurrent_first_opens_create_the_tables_once(self, tmp_path: Path) -> None:
         args = self.constructor_args(tmp_path)  # nothing opened yet: no tables
         wal_type = type(self.make_wal(tmp_path))
