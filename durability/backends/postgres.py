@@ -47,7 +47,6 @@ T = TypeVar("T")
 RETRYABLE = {"40001": "serialization failure", "40P01": "deadlock detected"}
 _SCHEMA_LOCK = 0x6475726162696C74  # pg_advisory_xact_lock key: concurrent first opens
 _BEGIN_WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE; SET LOCAL synchronous_commit = on"
-_ORPHANS: list[Any] = []  # a parent's connections, never used or closed in a child
 _URL_FORM = "postgresql://[user[:password]@]host[:port][,host2[:port2]...]/dbname[?param=value...]"
 
 
@@ -229,17 +228,10 @@ class PostgresDatabase(Database):
                 connection.close()
 
     def _forget_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        # If this copy were ever finalised, libpq would send the server a
-        # Terminate message on the parent's socket: point our descriptor at
-        # /dev/null first, and keep the object alive.
-        with contextlib.suppress(Exception):
-            null = os.open(os.devnull, os.O_RDWR)
-            os.dup2(null, connection.pgconn.socket)
-            os.close(null)
-        _ORPHANS.append(connection)
+        # Only dropped: psycopg finishes a connection only in the process that
+        # opened it, so this copy never sends the server a Terminate on the
+        # parent's socket (tests/backends/test_postgres.py holds it to that).
+        self._connection = None
 
     def close(self) -> None:
         """Close the connection (a parent's, in a forked child, is only forgotten)."""

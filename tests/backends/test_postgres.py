@@ -274,7 +274,7 @@ def test_a_forked_child_opens_its_own_and_leaves_the_parents_alone(tmp_path: Pat
             wal.append(gate("b", L.NONE, 2))
             code = 0 if backend_pid(wal) != parent else 2
             wal.close()
-            gc.collect()
+            gc.collect()  # the parent's copy is finalised: nothing may reach the server
         finally:
             os._exit(code)
     _pid, status = os.waitpid(pid, 0)
