@@ -346,7 +346,8 @@ class SqlAgreementWal:
             sequences.append(sequence)
             expected = sequence + 1
         if expected <= last and last > pruned:
-            raise self._damage(f"sequence gap: the head says {last} entries, found none", expected)
+            reason = f"sequence gap: the head's last sequence is {last}, the rows stop before"
+            raise self._damage(reason, expected)
         return sequences, entries
 
     def _damage(self, reason: str, sequence: int | None) -> DecodeError:
