@@ -30,7 +30,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from ..artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
 from ..codec import decode_item, dumps, from_plain, to_plain
@@ -47,6 +48,7 @@ __all__ = [
     "Cursor",
     "Database",
     "Retryable",
+    "SqlBackend",
     "decode_cache_entry",
     "decode_wal_entry",
     "encode_item",
@@ -280,6 +282,45 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class SqlBackend:
+    """What a SQL WAL and a SQL cache share: their `Database`, their `name`
+    within it, closing, and a ``repr`` naming both (never a password)."""
+
+    #: What the backend is, in messages ("WAL", "cache").
+    kind: ClassVar[str] = "backend"
+
+    def __init__(self, database: Database, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a {self.kind} name must be non-empty text, got {name!r}")
+        self._db = database
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """The name within the database (several may share one database)."""
+        return self._name
+
+    @property
+    def database(self) -> str:
+        """The database, as named in messages (never with its password)."""
+        return self._db.description
+
+    def close(self) -> None:
+        """Release the connection; a later call opens a new one."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._db.description!r}, name={self._name!r})"
 
 
 # -- the row codec ------------------------------------------------------------------

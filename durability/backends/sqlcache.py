@@ -11,12 +11,11 @@ one indexed read, so every process sees every other's bindings at once.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from ..artifact import EvidenceOutcomeCacheArtifact, EvidenceOutcomeCacheEntry, check_cache_entry
 from ..errors import DecodeError
-from .sql import CACHE_ENTRIES, CACHE_HEADS, Cursor, Database, decode_cache_entry, encode_item
+from .sql import CACHE_ENTRIES, CACHE_HEADS, Cursor, SqlBackend, decode_cache_entry, encode_item
 
 __all__ = ["SqlEvidenceOutcomeCache"]
 
@@ -34,40 +33,11 @@ _BIND = (
 )
 
 
-class SqlEvidenceOutcomeCache:
+class SqlEvidenceOutcomeCache(SqlBackend):
     """An evidence outcome cache in a SQL database (the base of
     `SqliteEvidenceOutcomeCache` and `PostgresEvidenceOutcomeCache`)."""
 
-    def __init__(self, database: Database, name: str) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a cache name must be non-empty text, got {name!r}")
-        self._db = database
-        self._name = name
-
-    @property
-    def name(self) -> str:
-        """The cache's name (several caches may share one database)."""
-        return self._name
-
-    @property
-    def database(self) -> str:
-        """The database, as named in messages (never with its password)."""
-        return self._db.description
-
-    def close(self) -> None:
-        """Release the connection; a later call opens a new one."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._db.description!r}, name={self._name!r})"
+    kind = "cache"
 
     # -- the protocol --------------------------------------------------------------
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from ..artifact import (
     AgreementWalArtifact,
@@ -30,7 +29,15 @@ from ..artifact import (
 from ..errors import DecodeError, EscalationOrderError, SequenceConflictError
 from ..index import OperationSummary, WalIndex
 from ..model import AgreementLevel
-from .sql import WAL_ENTRIES, WAL_HEADS, Cursor, Database, decode_wal_entry, encode_item
+from .sql import (
+    WAL_ENTRIES,
+    WAL_HEADS,
+    Cursor,
+    Database,
+    SqlBackend,
+    decode_wal_entry,
+    encode_item,
+)
 
 __all__ = ["SqlAgreementWal", "prune_plan"]
 
@@ -74,47 +81,19 @@ def prune_plan(entries: Iterable[tuple[int, WalEntry]], tick: int) -> list[int]:
     return [s for s, entry in items if entry.tick <= tick and s not in keep]
 
 
-class SqlAgreementWal:
+class SqlAgreementWal(SqlBackend):
     """An agreement WAL in a SQL database (the base of `SqliteAgreementWal`
     and `PostgresAgreementWal`; see their docs and the module's)."""
 
+    kind = "WAL"
+
     def __init__(self, database: Database, name: str) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a WAL name must be non-empty text, got {name!r}")
-        self._db = database
-        self._name = name
+        super().__init__(database, name)
         self._sequences: list[int] = []
         self._entries: list[WalEntry] = []
         self._index = WalIndex()
         self._last = 0
         self._prunes = 0
-
-    # -- attributes, closing ---------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        """The WAL's name (several WALs may share one database)."""
-        return self._name
-
-    @property
-    def database(self) -> str:
-        """The database, as named in messages (never with its password)."""
-        return self._db.description
-
-    def close(self) -> None:
-        """Release the connection; a later call opens a new one."""
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._db.description!r}, name={self._name!r})"
 
     # -- reading -------------------------------------------------------------------
 
