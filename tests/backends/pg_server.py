@@ -28,7 +28,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
 
@@ -210,3 +210,27 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-unt
             return True
         time.sleep(0.02)
     return False
+
+
+def is_private() -> bool:
+    """Whether the tests run on the cluster started here (not DURABILITY_PG_URL)."""
+    return not os.environ.get(ENV)
+
+
+def password_of(url: str) -> str | None:
+    """The password a URL carries, if any."""
+    password = urlsplit(url).password
+    return unquote(password) if password else None
+
+
+def with_netloc(
+    url: str, *, user: str | None = None, password: str | None = None, hosts: str | None = None
+) -> str:
+    """`url` with its user, password or ``host:port[,host:port]`` part replaced."""
+    parts = urlsplit(url)
+    userinfo, _, where = parts.netloc.rpartition("@")
+    name, _, secret = userinfo.partition(":")
+    name = user if user is not None else name
+    secret = quote(password, safe="") if password is not None else secret
+    who = f"{name}:{secret}@" if secret else f"{name}@" if name else ""
+    return urlunsplit(parts._replace(netloc=f"{who}{hosts if hosts is not None else where}"))
