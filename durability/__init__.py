@@ -31,7 +31,9 @@ from .backends.file import (
     inspect_log,
 )
 from .backends.memory import InMemoryAgreementWal, InMemoryEvidenceOutcomeCache
+from .backends.postgres import PostgresAgreementWal, PostgresEvidenceOutcomeCache
 from .backends.protocols import AgreementWal, EvidenceOutcomeCache
+from .backends.sqlite import SqliteAgreementWal, SqliteEvidenceOutcomeCache
 from .decorators import evidence_cached, wal_synced
 from .effects import EffectFailure, EffectFailureKind, EffectOutcome, EffectRequest, EffectStatus
 from .errors import (
@@ -44,6 +46,7 @@ from .errors import (
     LogPoisonedError,
     PayloadKindError,
     SchemaVersionError,
+    SequenceConflictError,
     StorageError,
 )
 from .evidence import EvidencePersistenceHandler
@@ -70,10 +73,18 @@ from .planner import (
 )
 from .replay import RecordedExchange, RecordingHandler, ReplayHandler
 from .store import Checkpoint, StateDirectory
+from .urls import open_cache, open_wal
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "open_wal",
+    "open_cache",
+    "SqliteAgreementWal",
+    "SqliteEvidenceOutcomeCache",
+    "PostgresAgreementWal",
+    "PostgresEvidenceOutcomeCache",
+    "SequenceConflictError",
     "StateDirectory",
     "Checkpoint",
     "inspect_log",

@@ -17,6 +17,7 @@ __all__ = [
     "LogPoisonedError",
     "PayloadKindError",
     "SchemaVersionError",
+    "SequenceConflictError",
     "StorageError",
 ]
 
@@ -32,20 +33,28 @@ class DecodeError(DurabilityError):
     """Bytes that are not a valid v1 artifact or log.
 
     `reason` says what is wrong, `path` names the file (or database) and
-    `offset` the byte offset (or sequence number) where, when known. The
-    message is formatted from them in one place and always starts with
-    ``decode persisted durability artifact``::
+    `offset` the byte offset (or, in a database, the sequence number: `unit`
+    says which) where, when known. The message is formatted from them in one
+    place and always starts with ``decode persisted durability artifact``::
 
         decode persisted durability artifact wal.log: sequence gap: expected
         record 4, found 6 at byte offset 4096
     """
 
-    def __init__(self, reason: str, *, path: str | None = None, offset: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | None = None,
+        offset: int | None = None,
+        unit: str = "byte offset",
+    ) -> None:
         self.reason = reason
         self.path = path
         self.offset = offset
+        self.unit = unit
         where = f" {path}" if path else ""
-        at = f" at byte offset {offset}" if offset is not None else ""
+        at = f" at {unit} {offset}" if offset is not None else ""
         super().__init__(f"{DECODE_PREFIX}{where}: {reason}{at}")
 
     def located(
@@ -60,6 +69,7 @@ class DecodeError(DurabilityError):
             f"{context}: {self.reason}" if context else self.reason,
             path=path if path is not None else self.path,
             offset=offset,
+            unit=self.unit,
         )
 
 
@@ -106,3 +116,21 @@ class LogPoisonedError(StorageError):
     """A write or fsync of this log failed earlier; the instance refuses
     further writes until the log is reopened (a later write must never be
     reported durable after a failed fsync)."""
+
+
+class SequenceConflictError(DurabilityError):
+    """An append made with ``expected_sequence=n`` found the WAL's last
+    sequence at `actual`, not `expected` (`n`): another writer appended first.
+
+    Nothing was written, and the append is never retried by the toolkit. It is
+    not a `StorageError`: the storage is fine, the caller's view is stale.
+    """
+
+    def __init__(self, expected: int, actual: int, where: str = "") -> None:
+        self.expected = expected
+        self.actual = actual
+        place = f" in {where}" if where else ""
+        super().__init__(
+            f"sequence conflict{place}: expected last sequence {expected}, found {actual}; "
+            "nothing was written"
+        )

@@ -33,7 +33,7 @@ from .artifact import (
     WalSyncRequest,
     proven_level,
 )
-from .backends.protocols import AgreementWal
+from .backends.protocols import AgreementWal, PlanningAgreementWal
 from .effects import (
     AsyncEffectHandler,
     EffectFailure,
@@ -235,7 +235,9 @@ class AgreementWalHandler(_AgreementWalHandlerInit):
         """Record what `sync` proves and cross its visibility gate if allowed.
 
         In IMMEDIATE mode, writes as one atomic batch (with ``append_batch``
-        when the backend has it, else ``append`` entry by entry) the entries
+        when the backend has it, else ``append`` entry by entry; with
+        ``append_planned`` when it has that, so that the read and the write
+        are one transaction, as in the SQL backends) the entries
         the WAL lacks by stable identity, all at ``sync.tick``: an
         `EvidenceProduced` per evidence of the operation, an `Escalation` when
         the state's level is above the operation's last escalation, a
@@ -255,6 +257,8 @@ class AgreementWalHandler(_AgreementWalHandlerInit):
         if mode.kind == "failure":
             return failed(EffectFailure.unavailable(cast(str, mode.message)))
         op = sync.operation_id
+        if isinstance(self._wal, PlanningAgreementWal):
+            return self._sync_in_one_transaction(sync)
         with self._lock:
             try:
                 summary = self._summary(op)
@@ -269,6 +273,27 @@ class AgreementWalHandler(_AgreementWalHandlerInit):
                         EffectFailure.unavailable(f"persist agreement WAL for `{op}`: {exc}")
                     )
         return EffectOutcome.success() if crosses else EffectOutcome.blocked()
+
+    def _sync_in_one_transaction(self, sync: WalSyncRequest) -> EffectOutcome:
+        """`wal_sync` on a WAL with ``append_planned`` (the SQL ones): its
+        read and its write are one transaction, so two hosts running the same
+        sync write its entries once."""
+        op = sync.operation_id
+        planned: list[bool] = []  # the last plan's answer: does the gate cross?
+
+        def plan(summary: OperationSummary) -> list[WalEntry]:
+            batch, crosses = sync_entries(sync, summary)
+            planned.append(crosses)
+            return batch
+
+        wal = cast(PlanningAgreementWal, self._wal)
+        with self._lock:
+            try:
+                wal.append_planned(op, plan)
+            except Exception as exc:
+                stage = "persist agreement WAL" if planned else "load agreement WAL"
+                return failed(EffectFailure.unavailable(f"{stage} for `{op}`: {exc}"))
+        return EffectOutcome.success() if planned and planned[-1] else EffectOutcome.blocked()
 
     def wal_snapshot(self) -> AgreementWalArtifact:
         """The whole WAL (``wal.load()``); raises what the backend raises."""

@@ -12,9 +12,12 @@ import pytest
 from durability import (
     ArtifactTooLargeError,
     DecodeError,
+    DurabilityError,
     FileAgreementWal,
     PersistedDurabilityArtifact,
     SchemaVersionError,
+    SequenceConflictError,
+    StorageError,
 )
 from durability.backends.file import inspect_log
 from durability.store import StateDirectory
@@ -30,6 +33,23 @@ def test_message_is_formatted_from_reason_path_and_offset() -> None:
     assert (error.reason, error.path, error.offset) == ("sequence gap", "wal.log", 4096)
     assert str(DecodeError("bad")) == f"{PREFIX}: bad"
     assert DecodeError("bad").path is None and DecodeError("bad").offset is None
+
+
+def test_a_database_error_names_a_sequence_not_a_byte_offset() -> None:
+    error = DecodeError("table t: bad", path="postgresql://app@db/x", offset=7, unit="sequence")
+    assert str(error) == f"{PREFIX} postgresql://app@db/x: table t: bad at sequence 7"
+    assert (error.path, error.offset, error.unit) == ("postgresql://app@db/x", 7, "sequence")
+    assert error.located(context="row").unit == "sequence"
+
+
+def test_a_sequence_conflict_is_not_a_storage_error() -> None:
+    error = SequenceConflictError(3, 5, "WAL `w` in state.db")
+    assert (error.expected, error.actual) == (3, 5)
+    assert isinstance(error, DurabilityError) and not isinstance(error, StorageError)
+    assert str(error) == (
+        "sequence conflict in WAL `w` in state.db: expected last sequence 3, found 5; "
+        "nothing was written"
+    )
 
 
 def test_located_moves_an_error_into_a_file() -> None:

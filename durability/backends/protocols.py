@@ -7,7 +7,7 @@ accepted; the optional methods (`append_batch`, `operation_summary`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..artifact import (
@@ -23,6 +23,7 @@ __all__ = [
     "BatchingAgreementWal",
     "EvidenceOutcomeCache",
     "IndexedAgreementWal",
+    "PlanningAgreementWal",
     "SingleBindingCache",
 ]
 
@@ -36,7 +37,7 @@ class AgreementWal(Protocol):
     larger tick, in WAL order; `load()` the whole WAL.
     """
 
-    def append(self, entry: WalEntry) -> None:
+    def append(self, entry: WalEntry) -> object:
         """Append one entry durably."""
 
     def read_since(self, tick: int) -> list[WalEntry]:
@@ -50,7 +51,7 @@ class AgreementWal(Protocol):
 class BatchingAgreementWal(AgreementWal, Protocol):
     """A WAL that appends a batch all-or-nothing."""
 
-    def append_batch(self, entries: Sequence[WalEntry]) -> None:
+    def append_batch(self, entries: Sequence[WalEntry]) -> object:
         """Append every entry or none (validation included)."""
 
 
@@ -60,6 +61,19 @@ class IndexedAgreementWal(BatchingAgreementWal, Protocol):
 
     def operation_summary(self, operation_id: str) -> OperationSummary:
         """What the WAL holds about one operation, including other writers' appends."""
+
+
+@runtime_checkable
+class PlanningAgreementWal(AgreementWal, Protocol):
+    """A WAL that reads and writes in one transaction (the SQL ones), so a
+    whole ``wal_sync`` is atomic even across hosts."""
+
+    def append_planned(
+        self, operation_id: str, plan: Callable[[OperationSummary], Sequence[WalEntry]]
+    ) -> object:
+        """Under the writers' lock, call ``plan(summary)`` with the exact
+        summary of `operation_id` and append what it returns, all or nothing
+        (`plan` may run more than once when a transaction is retried)."""
 
 
 @runtime_checkable
