@@ -45,6 +45,8 @@ __all__ = [
     "check_cache_entry",
     "check_entries",
     "check_plain",
+    "check_sequence_arguments",
+    "sequenced",
 ]
 
 _INT_MIN, _INT_MAX = -(2**64), 2**64 - 1
@@ -340,3 +342,24 @@ def check_cache_entry(entry: object) -> None:
         check_plain(entry.outcome.response, RESPONSE_DEPTH)
     except EncodeError as exc:
         raise EncodeError(f"response of cache entry {entry.evidence_id!r}: {exc}") from None
+
+
+def check_sequence_arguments(**values: int | None) -> None:
+    """Raise `ValueError` unless each given sequence argument
+    (``expected_sequence``, ``after_sequence``, ``limit``) is ``None`` or an
+    int >= 0."""
+    for name, value in values.items():
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+
+
+def sequenced(
+    entries: Sequence[WalEntry], after_sequence: int, limit: int
+) -> list[tuple[int, WalEntry]]:
+    """``(sequence, entry)`` pairs of a WAL whose entries are numbered by their
+    1-based position: up to `limit` of them after `after_sequence`."""
+    check_sequence_arguments(after_sequence=after_sequence, limit=limit)
+    window = entries[after_sequence : after_sequence + limit]
+    return list(enumerate(window, start=after_sequence + 1))

@@ -16,7 +16,10 @@ from ..artifact import (
     WalEntry,
     check_cache_entry,
     check_entries,
+    check_sequence_arguments,
+    sequenced,
 )
+from ..errors import SequenceConflictError
 from ..index import OperationSummary, WalIndex
 
 __all__ = ["InMemoryAgreementWal", "InMemoryEvidenceOutcomeCache"]
@@ -35,18 +38,38 @@ class InMemoryAgreementWal:
         self._entries: list[WalEntry] = []
         self._index = WalIndex()
 
-    def append(self, entry: WalEntry) -> None:
-        """Append one entry; `EscalationOrderError` leaves the WAL unchanged."""
-        self.append_batch([entry])
+    def append(self, entry: WalEntry, *, expected_sequence: int | None = None) -> int:
+        """Append one entry; return its sequence. See `append_batch`."""
+        return self.append_batch([entry], expected_sequence=expected_sequence)
 
-    def append_batch(self, entries: Sequence[WalEntry]) -> None:
-        """Append all of `entries` or, on `EscalationOrderError`, none."""
+    def append_batch(
+        self, entries: Sequence[WalEntry], *, expected_sequence: int | None = None
+    ) -> int:
+        """Append all of `entries` or none; return the new last sequence.
+        Raises `EscalationOrderError`, or `SequenceConflictError` unless the
+        last sequence is still `expected_sequence` (when given)."""
         batch = list(entries)
         check_entries(batch)
+        check_sequence_arguments(expected_sequence=expected_sequence)
         with self._lock:
+            last = len(self._entries)
+            if expected_sequence is not None and expected_sequence != last:
+                raise SequenceConflictError(expected_sequence, last, "an in-memory WAL")
             updates = self._index.check(batch)
             self._entries.extend(batch)
             self._index.add(batch, updates)
+            return len(self._entries)
+
+    @property
+    def last_sequence(self) -> int:
+        """The sequence (1-based position) of the last entry; 0 when empty."""
+        with self._lock:
+            return len(self._entries)
+
+    def poll(self, after_sequence: int, limit: int) -> list[tuple[int, WalEntry]]:
+        """Up to `limit` ``(sequence, entry)`` pairs after `after_sequence`."""
+        with self._lock:
+            return sequenced(self._entries, after_sequence, limit)
 
     def read_since(self, tick: int) -> list[WalEntry]:
         """Entries with ``entry.tick > tick``, in WAL order."""

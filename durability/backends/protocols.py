@@ -24,6 +24,7 @@ __all__ = [
     "EvidenceOutcomeCache",
     "IndexedAgreementWal",
     "PlanningAgreementWal",
+    "SequencedAgreementWal",
     "SingleBindingCache",
 ]
 
@@ -61,6 +62,29 @@ class IndexedAgreementWal(BatchingAgreementWal, Protocol):
 
     def operation_summary(self, operation_id: str) -> OperationSummary:
         """What the WAL holds about one operation, including other writers' appends."""
+
+
+@runtime_checkable
+class SequencedAgreementWal(BatchingAgreementWal, Protocol):
+    """A WAL that numbers its entries (API.md §10, every provided WAL): an
+    entry's sequence is its 1-based position; `append`/`append_batch` return
+    the new last sequence and take ``expected_sequence=n`` (write only if the
+    last sequence is still `n`, else `SequenceConflictError`)."""
+
+    def append(self, entry: WalEntry, *, expected_sequence: int | None = None) -> int:
+        """Append one entry; return its sequence."""
+
+    def append_batch(
+        self, entries: Sequence[WalEntry], *, expected_sequence: int | None = None
+    ) -> int:
+        """Append every entry or none; return the new last sequence."""
+
+    @property
+    def last_sequence(self) -> int:
+        """The sequence of the last entry (0 when empty)."""
+
+    def poll(self, after_sequence: int, limit: int) -> list[tuple[int, WalEntry]]:
+        """Up to `limit` ``(sequence, entry)`` pairs after `after_sequence`."""
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ from ..artifact import (
     Finalization,
     WalEntry,
     check_entries,
+    check_sequence_arguments,
     proven_level,
 )
 from ..errors import DecodeError, EscalationOrderError, SequenceConflictError
@@ -120,9 +121,7 @@ class SqlAgreementWal(SqlBackend):
         """Up to `limit` ``(sequence, entry)`` pairs with a sequence above
         `after_sequence`, in order: tail a WAL other processes append to by
         passing the last sequence seen. Costs O(new entries + limit)."""
-        for value, what in ((after_sequence, "after_sequence"), (limit, "limit")):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{what} must be an int >= 0, got {value!r}")
+        check_sequence_arguments(after_sequence=after_sequence, limit=limit)
         with self._db.lock:
             self._refresh("poll")
             start = bisect.bisect_right(self._sequences, after_sequence)
@@ -347,7 +346,4 @@ def _breaks(index: WalIndex, entries: list[WalEntry]) -> bool:
 
 
 def _check_sequence(expected: int | None) -> None:
-    if expected is not None and (
-        not isinstance(expected, int) or isinstance(expected, bool) or expected < 0
-    ):
-        raise ValueError(f"expected_sequence must be an int >= 0, got {expected!r}")
+    check_sequence_arguments(expected_sequence=expected)

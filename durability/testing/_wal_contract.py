@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 from ..artifact import AgreementWalArtifact, Escalation, VisibilityGateCrossing, WalEntry
-from ..backends.protocols import AgreementWal, BatchingAgreementWal, IndexedAgreementWal
-from ..errors import EscalationOrderError
+from ..backends.protocols import (
+    AgreementWal,
+    BatchingAgreementWal,
+    IndexedAgreementWal,
+    SequencedAgreementWal,
+)
+from ..errors import EscalationOrderError, SequenceConflictError
 from ._builders import LEVELS, F, L, esc, ev, fin, gate
 from ._case import ContractCase
 
@@ -50,6 +55,12 @@ class AgreementWalContract(ContractCase):
     def _batching(self, wal: AgreementWal) -> BatchingAgreementWal:
         if not isinstance(wal, BatchingAgreementWal):
             self._skip_without("append_batch", wal)
+        return wal
+
+    def _sequenced(self, wal: AgreementWal) -> SequencedAgreementWal:
+        self._batching(wal)
+        if not isinstance(wal, SequencedAgreementWal):
+            self._skip_without("poll", wal)
         return wal
 
     def _indexed(self, wal: AgreementWal) -> IndexedAgreementWal:
@@ -151,6 +162,41 @@ class AgreementWalContract(ContractCase):
         wal.append_batch(batch)
         wal.append_batch([])
         assert list(self._again(wal, tmp_path).load().entries) == batch
+
+    # -- sequences, expected_sequence, poll (optional) ----------------------------
+
+    def test_sequences_number_entries_from_one(self, tmp_path: Path) -> None:
+        wal = self._sequenced(self.make_wal(tmp_path))
+        first, second, third = gate("a", L.NONE, 1), gate("b", L.NONE, 2), gate("c", L.NONE, 3)
+        assert wal.last_sequence == 0 and wal.poll(0, 10) == []
+        assert wal.append(first) == 1
+        assert wal.append_batch([second, third]) == 3
+        assert wal.last_sequence == 3
+        again = self._sequenced(self._again(wal, tmp_path))
+        assert again.poll(0, 10) == [(1, first), (2, second), (3, third)]
+        assert again.poll(1, 1) == [(2, second)] and again.poll(3, 5) == []
+        with pytest.raises(ValueError):
+            again.poll(-1, 1)
+
+    def test_expected_sequence_conflict_writes_nothing(self, tmp_path: Path) -> None:
+        wal = self._sequenced(self.make_wal(tmp_path))
+        assert wal.append(gate("a", L.NONE, 1), expected_sequence=0) == 1
+        before = wal.load()
+        with pytest.raises(SequenceConflictError) as caught:
+            wal.append_batch([gate("b", L.NONE, 2)], expected_sequence=0)
+        assert (caught.value.expected, caught.value.actual) == (0, 1)
+        assert wal.load() == before and wal.last_sequence == 1
+        assert wal.append_batch([gate("b", L.NONE, 2)], expected_sequence=1) == 2
+
+    def test_second_handle_conflicts_on_the_first_handles_append(self, tmp_path: Path) -> None:
+        a = self._sequenced(self.make_wal(tmp_path))
+        b = self._sequenced(self._second_handle(a, tmp_path))
+        a.append(gate("a", L.NONE, 1))
+        with pytest.raises(SequenceConflictError):
+            b.append(gate("b", L.NONE, 2), expected_sequence=0)
+        assert b.poll(0, 10) == [(1, gate("a", L.NONE, 1))]
+        assert b.append(gate("b", L.NONE, 2), expected_sequence=1) == 2
+        assert a.poll(1, 10) == [(2, gate("b", L.NONE, 2))]
 
     def test_operation_summary_tracks_levels_and_identities(self, tmp_path: Path) -> None:
         wal = self._indexed(self.make_wal(tmp_path))

@@ -31,7 +31,7 @@ from durability import (
     StorageError,
 )
 from durability.backends import file as file_backend
-from durability.backends import logread
+from durability.backends import inspection, logread
 from durability.backends.file import (
     FileAgreementWal,
     FileEvidenceOutcomeCache,
@@ -670,7 +670,7 @@ def test_export_log_writes_one_v1_artifact(tmp_path: Path) -> None:
 
 def test_export_refuses_over_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = sample_wal(tmp_path)
-    monkeypatch.setattr(file_backend, "MAX_ARTIFACT_BYTES", 100)
+    monkeypatch.setattr(inspection, "MAX_ARTIFACT_BYTES", 100)
     with pytest.raises(ArtifactTooLargeError):
         export_log(path)
 

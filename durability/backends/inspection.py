@@ -1,0 +1,170 @@
+"""Read-only inspection of a log file: `inspect_log` (what ``durability
+inspect``/``verify`` show) and `export_log` / `export_artifact` (one v1
+artifact, what ``durability export`` writes). Nothing here opens a log for
+writing, creates, truncates or repairs anything.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+
+from ..artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
+from ..errors import ArtifactTooLargeError, PayloadKindError
+from ..fileio import DEFAULT_FS, FileSystem
+from ..framing import LogReader, TailKind
+from ..index import OperationSummary
+from ..limits import MAX_ARTIFACT_BYTES, SCHEMA_VERSION
+from ..persisted import PersistedDurabilityArtifact, kind_of
+from .logread import read_records
+from .logstate import CacheState, LogState, WalState, interpret_base
+from .modes import TornTail
+
+__all__ = ["LogReport", "RecordSummary", "export_artifact", "export_log", "inspect_log"]
+
+Path = str | os.PathLike[str]
+
+
+@attrs.frozen(kw_only=True)
+class RecordSummary:
+    """One record of a log: byte `offset`, `type` name, sequence number `seq`,
+    payload `length` and the number of entries it holds."""
+
+    offset: int
+    type: str
+    seq: int
+    length: int
+    entries: int
+
+
+@attrs.frozen(kw_only=True)
+class LogReport:
+    """What `inspect_log` found. `kind` is the payload kind text
+    (``"agreement_wal"``, ``"evidence_outcome_cache"``) or ``None`` for an
+    empty file; `torn_tail` is what opening the log would truncate."""
+
+    path: str
+    size: int
+    kind: str | None
+    base_verified: bool
+    base_bytes: int
+    base_entries: int
+    records: tuple[RecordSummary, ...]
+    #: Entries the log holds now (bindings, for a cache: one per evidence id).
+    entries: int
+    torn_tail: TornTail | None
+    #: The log's content (``None`` for an empty file).
+    artifact: AgreementWalArtifact | EvidenceOutcomeCacheArtifact | None = attrs.field(
+        repr=False, eq=False
+    )
+    #: A WAL's operations, by id, as its index summarises them (entries,
+    #: proven level, tick range); empty for a cache.
+    operations: tuple[OperationSummary, ...] = attrs.field(default=(), repr=False, eq=False)
+
+
+_STATES: dict[type, type[LogState[Any]]] = {
+    AgreementWalArtifact: WalState,
+    EvidenceOutcomeCacheArtifact: CacheState,
+}
+
+
+def inspect_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> LogReport:
+    """Read and verify a WAL or cache log without changing it.
+
+    The file is read in bounded chunks under a shared lock, as opening it
+    would. Raises `DecodeError` (naming the file and byte offset) on damage,
+    `PayloadKindError` for a file holding recovery metadata, `StorageError`
+    when the file cannot be read. A torn tail is reported, not an error.
+    """
+    name = os.fspath(path)
+    state: LogState[Any] | None = None
+    kind, base_entries, pending, summaries = None, 0, True, []
+    fd = fs.open_ro(name)
+    try:
+        with fs.locked(fd, name, exclusive=False):
+            size = fs.size(fd, name)
+            reader = LogReader(name)
+            for record in read_records(fs, fd, name, reader, size):
+                if pending:  # the base, once the base checksum record verified
+                    state, kind, base_entries = _inspect_base(reader.base, name)
+                    pending = False
+                count = state.replay(record, name) if state is not None else 0
+                summaries.append(
+                    RecordSummary(
+                        offset=record.offset,
+                        type=record.type.name,
+                        seq=record.seq,
+                        length=len(record.payload),
+                        entries=count,
+                    )
+                )
+            if pending:
+                state, kind, base_entries = _inspect_base(reader.base, name)
+    finally:
+        fs.close(fd)
+    tail, torn = reader.tail, None
+    if tail is not None:
+        if tail.kind is TailKind.DAMAGE:
+            raise tail.error(name)
+        torn = TornTail(offset=tail.offset, dropped=tail.dropped, reason=tail.reason)
+    artifact = state.artifact() if state is not None else None
+    return LogReport(
+        path=name,
+        size=size,
+        kind=kind,
+        base_verified=reader.base_verified,
+        base_bytes=reader.base_end,
+        base_entries=base_entries,
+        records=tuple(summaries),
+        entries=len(artifact.entries) if artifact is not None else 0,
+        torn_tail=torn,
+        artifact=artifact,
+        operations=state.index.summaries() if isinstance(state, WalState) else (),
+    )
+
+
+def _inspect_base(base: Any, name: str) -> tuple[LogState[Any] | None, str | None, int]:
+    """The state a decoded `base` (``None``: an empty log) starts, its kind
+    and how many entries it holds."""
+    if base is None:
+        return None, None, 0
+    payload = interpret_base(base, name)
+    make = _STATES.get(type(payload))
+    if make is None:
+        raise PayloadKindError(
+            f"persisted durability artifact {name} contains recovery metadata, "
+            "not an agreement WAL or evidence outcome cache log"
+        )
+    state = make()
+    state.take_base(payload, name)
+    return state, kind_of(payload), len(payload.entries)  # type: ignore[union-attr]
+
+
+def export_artifact(report: LogReport) -> tuple[PersistedDurabilityArtifact, bytes]:
+    """The v1 artifact of a log `inspect_log` read, and its bytes.
+
+    Raises `PayloadKindError` for an empty log (its kind is unknown) and
+    `ArtifactTooLargeError` over `MAX_ARTIFACT_BYTES` (the Rust original
+    would refuse it). The report's `torn_tail` is what was left out.
+    """
+    if report.artifact is None:
+        raise PayloadKindError(f"log {report.path} is empty: its payload kind is unknown")
+    artifact = PersistedDurabilityArtifact(schema_version=SCHEMA_VERSION, payload=report.artifact)
+    data = artifact.to_cbor()
+    if len(data) > MAX_ARTIFACT_BYTES:
+        raise ArtifactTooLargeError(
+            f"exported artifact would be {len(data)} bytes, max is {MAX_ARTIFACT_BYTES}",
+            path=report.path,
+        )
+    return artifact, data
+
+
+def export_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> PersistedDurabilityArtifact:
+    """The whole log as one v1 artifact (what the Rust original reads).
+
+    A torn tail is left out (as opening would); damage raises `DecodeError`;
+    see `export_artifact` for the other errors.
+    """
+    return export_artifact(inspect_log(path, fs=fs))[0]
