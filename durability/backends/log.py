@@ -1,29 +1,20 @@
-"""The log engine shared by `FileAgreementWal` and `FileEvidenceOutcomeCache`.
+"""The log engine shared by `FileAgreementWal` and `FileEvidenceOutcomeCache`:
+one open file descriptor and one in-memory `LogState`. Its rules are those of
+``specs/log_format.md`` ("Writers", "Readers"):
 
-One `LogEngine` owns one open file descriptor and one in-memory `LogState`.
-Rules:
-
-* every write goes through `LogEngine.write`: thread lock, exclusive
-  ``flock``, catch up on what others appended, validate (``decide``), one
-  ``pwrite`` of one record per caller, sync per `SyncPolicy`, and only then
-  release the locks: no reader (this instance, another instance, another
-  process) can see a record before the sync covering it succeeded;
-* under ``SyncPolicy.GROUP`` callers that arrive while a flush is in flight
-  queue up, and the next leader writes all their records with one ``pwrite``
-  and one sync (group commit);
-* reads ``fstat`` and, only when the file grew, catch up under a shared
-  ``flock``, feeding the new bytes a bounded chunk at a time to a
-  `LogReader` (``backends/logread.py``) and applying records as they come:
-  nothing read is read again, a cold open never holds the whole file;
-* what follows the last good record is handled per the tail policy table
-  (``backends/logread.py``): cut only under the exclusive lock (another
-  process's write in flight is never cut), every repair reported
-  (``logging``, ``warnings``, `torn_tail`); read-only, nothing is cut;
-* a failed write or sync poisons the engine: the unsynced records are cut
-  away, memory is rebuilt from what was durable, and every later write
-  raises `LogPoisonedError` until the log is reopened;
-* an engine used in a child after ``fork()`` drops its parent's descriptor
-  and reopens the file before its first read or write there.
+* every write goes through `LogEngine.write` (thread lock, exclusive
+  ``flock``, catch up, validate with ``decide``, one ``pwrite`` per caller,
+  sync per `SyncPolicy`) and the locks are released only after the sync: no
+  reader anywhere sees a record before it is durable; under
+  ``SyncPolicy.GROUP`` waiting callers share one write and one sync
+  (``backends/group.py``), asyncio callers included;
+* reads catch up under a shared ``flock`` in bounded chunks
+  (``backends/logread.py``), never reading a byte twice;
+* a tail is handled per the tail policy table, cut only under the exclusive
+  lock and always reported; read-only, nothing is cut;
+* a failed write or sync cuts the unsynced records away, rebuilds memory
+  from what was durable and poisons the engine until reopened;
+* after ``fork()`` an engine reopens the file before its first use.
 
 All I/O goes through a `FileSystem` (`durability.fileio`), the seam tests replace.
 """
@@ -111,7 +102,7 @@ class LogEngine(Generic[S]):
         self.torn_tail: TornTail | None = None
         self._poisoned: str | None = None
         self._hidden_from: int | None = None
-        self._end = self._scanned = self._next_seq = 0
+        self._end = self._scanned = self._next_seq = self._base_end = 0
         self._stale = False
         fd = self._open_fd()
         if fd is None:  # read-only and missing: an empty log until it appears
@@ -243,18 +234,31 @@ class LogEngine(Generic[S]):
     def _take_base(self, reader: LogReader) -> None:
         if reader.base is not None:
             self.state.take_base(interpret_base(reader.base, self.path), self.path)
-            self._end = reader.base_end
+            self._end = self._base_end = reader.base_end
             self.base_verified = reader.base_verified
 
     def _on_tail(self, tail: Tail, access: Access) -> None:
         """Carry out what the tail policy table says for `tail`."""
         action = tail_action(tail.kind, self._recovery, access)
+        if action is TailAction.CUT_KEEPING_COPY and self._damage_may_be_in_base(tail):
+            raise DecodeError(
+                f"{tail.reason}, right after an unverified base: the base itself may be "
+                "damaged, and a damaged base is never repaired",
+                path=self.path,
+                offset=tail.offset,
+            )
         if action is TailAction.FAIL_CLOSED:
             raise tail_error(tail, self._recovery, self.path)
         if action is TailAction.REPORT:
             self.torn_tail = TornTail(offset=tail.offset, dropped=tail.dropped, reason=tail.reason)
         elif action is not TailAction.LEAVE:
             self._repair(tail, keep_copy=action is TailAction.CUT_KEEPING_COPY)
+
+    def _damage_may_be_in_base(self, tail: Tail) -> bool:
+        """Damage at the first byte after a base no checksum vouches for: a
+        flipped bit can make a toolkit base decode shorter, so what looks like
+        a damaged first record may be the base (and its checksum record)."""
+        return not self.base_verified and tail.offset == self._base_end
 
     def _repair(self, tail: Tail, *, keep_copy: bool) -> None:
         assert self._fd is not None
@@ -355,9 +359,9 @@ class LogEngine(Generic[S]):
                 self._fs.sync(fd, self.path)
         except StorageError as exc:
             error = self._poison(exc, truncate_to=start)
-            self._rebuild(start)
-            for ticket in written:
+            for ticket in written:  # before anything else can fail
                 ticket.error = error
+            self._rebuild(start)
             return
         if start == 0:
             self.base_verified = True
