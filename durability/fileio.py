@@ -219,7 +219,7 @@ class FileSystem:
         self.sync_dir(os.path.dirname(path))
         return name
 
-    def refuse_link(self, path: str) -> None:
+    def refuse_link(self, path: str, action: str = "use") -> None:
         """Raise `StorageError` if `path` is a symbolic link (a missing path is fine)."""
         try:
             is_link = stat.S_ISLNK(os.lstat(path).st_mode)
@@ -228,7 +228,7 @@ class FileSystem:
         except OSError as exc:
             raise _os_error("stat", path, exc) from exc
         if is_link:
-            raise _os_error("write", path, OSError(errno.ELOOP, os.strerror(errno.ELOOP)))
+            raise _os_error(action, path, OSError(errno.ELOOP, os.strerror(errno.ELOOP)))
 
     def make_dirs(self, path: str) -> None:
         """Create directory `path` and any missing parents, owner-only (0700);

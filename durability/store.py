@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -41,7 +42,13 @@ from .handlers import AgreementWalHandler, WalSyncMode
 from .persisted import MAX_ARTIFACT_BYTES, envelope_plain, payload_from_envelope
 from .planner import DurableRecoveryPlan
 
-__all__ = ["Checkpoint", "StateDirectory", "decode_checkpoint", "looks_like_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "StateDirectory",
+    "decode_checkpoint",
+    "encode_checkpoint",
+    "looks_like_checkpoint",
+]
 
 WAL_FILE = "wal.log"
 CACHE_FILE = "evidence.log"
@@ -66,25 +73,47 @@ def decode_checkpoint(data: bytes, path: Path, *, tick: int | None = None) -> Ch
     given, must be the one it holds (else the tick in its name, when it has
     the ``checkpoint-<tick>.cbor`` form). Raises `DecodeError` naming the file."""
     where = str(path)
+
+    def damaged(reason: str) -> DecodeError:
+        return DecodeError(reason, path=where, offset=0)  # the checkpoint as a whole
+
     try:
         obj, end = decode_item(data)
     except DecodeError as exc:
         raise exc.located(path=where) from exc
     if end != len(data) or not isinstance(obj, dict):
-        raise DecodeError("not a checkpoint", path=where)
+        raise damaged("not a checkpoint")
     if obj.get("format") != CHECKPOINT_FORMAT:
-        raise DecodeError(f"unknown checkpoint format {obj.get('format')!r}", path=where)
+        raise damaged(f"unknown checkpoint format {obj.get('format')!r}")
+    claimed = obj.pop("crc32", None)  # absent in checkpoints of earlier versions
+    if claimed is not None and claimed != zlib.crc32(dumps(obj)):
+        raise damaged("checkpoint fails its checksum")
     named = _CHECKPOINT_NAME.match(path.name)
     expected = tick if tick is not None else int(named.group(1)) if named else None
     found, state = obj.get("tick"), obj.get("state")
     if not isinstance(found, int) or found < 0 or not isinstance(state, bytes):
-        raise DecodeError("tick or state field is wrong", path=where)
+        raise damaged("tick or state field is wrong")
     if expected is not None and found != expected:
-        raise DecodeError(f"holds tick {found}, expected {expected}", path=where)
-    _version, metadata = payload_from_envelope(obj.get("recovery_metadata"), path=where)
+        raise damaged(f"holds tick {found}, expected {expected}")
+    try:
+        _version, metadata = payload_from_envelope(obj.get("recovery_metadata"), path=where)
+    except DecodeError as exc:
+        raise exc.located(at=0) from exc
     if not isinstance(metadata, DurableRecoveryMetadata):
-        raise DecodeError(f"recovery_metadata holds a {type(metadata).__name__}", path=where)
+        raise damaged(f"recovery_metadata holds a {type(metadata).__name__}")
     return Checkpoint(tick=found, state=state, metadata=metadata, path=path)
+
+
+def encode_checkpoint(tick: int, state: bytes, metadata: DurableRecoveryMetadata) -> bytes:
+    """The bytes of a checkpoint file: a CBOR map of the format, tick, state
+    and recovery metadata, and a crc32 of the map without it."""
+    body: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "tick": tick,
+        "state": state,
+        "recovery_metadata": envelope_plain(metadata),
+    }
+    return dumps({**body, "crc32": zlib.crc32(dumps(body))})
 
 
 def looks_like_checkpoint(data: bytes) -> bool:
@@ -174,25 +203,20 @@ class StateDirectory:
         metadata = DurableRecoveryPlan.from_checkpoint(
             tick, None, self.wal.load(), self.cache.load(), strict=False
         ).metadata
-        data = dumps(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "tick": tick,
-                "state": state,
-                "recovery_metadata": envelope_plain(metadata),
-            }
-        )
+        data = encode_checkpoint(tick, state, metadata)
         if len(data) > MAX_ARTIFACT_BYTES:
             raise StorageError(f"checkpoint at tick {tick} is {len(data)} bytes, over the cap")
         self._fs.make_dirs(str(self._checkpoints))
         target = self._checkpoints / f"checkpoint-{tick:020d}.cbor"
         with self._fs.lock_file(str(self.path / ".checkpoint.lock")):
-            self._fs.refuse_link(str(target))
+            self._fs.refuse_link(str(target), "write")
             self._fs.replace_atomically(str(target), data)
         return Checkpoint(tick=tick, state=state, metadata=metadata, path=target)
 
     def checkpoint_ticks(self) -> list[int]:
-        """Ticks of the checkpoints present, ascending."""
+        """Ticks of the checkpoints present, ascending. A symbolic link at
+        ``checkpoints/`` is refused (`StorageError`), never followed."""
+        self._fs.refuse_link(str(self._checkpoints))
         if not self._checkpoints.is_dir():
             return []
         ticks = []
@@ -206,6 +230,7 @@ class StateDirectory:
         """Read the checkpoint at `tick`; `StorageError` if absent, `DecodeError`
         (naming the file) if damaged."""
         path = self._checkpoints / f"checkpoint-{tick:020d}.cbor"
+        self._fs.refuse_link(str(self._checkpoints))
         try:
             data = self._fs.read_capped(str(path), MAX_ARTIFACT_BYTES)
         except StorageError as exc:

@@ -106,3 +106,38 @@ def test_damaged_checkpoint_fails_closed_naming_file(tmp_path: Path) -> None:
 def test_missing_directory_without_create_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="does not exist"):
         StateDirectory(tmp_path / "absent", create=False)
+
+
+def test_a_flipped_bit_in_a_checkpoint_fails_its_checksum(tmp_path: Path) -> None:
+    with StateDirectory(tmp_path) as store:
+        checkpoint = store.checkpoint(3, b"the state bytes")
+        data = bytearray(checkpoint.path.read_bytes())
+        data[data.index(b"the state") + 4] ^= 0x01  # still valid CBOR, other bytes
+        checkpoint.path.write_bytes(bytes(data))
+        with pytest.raises(DecodeError, match="checksum") as caught:
+            store.load_checkpoint(3)
+    assert caught.value.path == str(checkpoint.path) and caught.value.offset == 0
+
+
+def test_a_checkpoint_from_an_earlier_version_without_checksum_loads(tmp_path: Path) -> None:
+    import cbor2
+
+    with StateDirectory(tmp_path) as store:
+        checkpoint = store.checkpoint(3, b"state")
+        obj = cbor2.loads(checkpoint.path.read_bytes())
+        del obj["crc32"]
+        checkpoint.path.write_bytes(cbor2.dumps(obj))
+        assert store.load_checkpoint(3).state == b"state"
+
+
+def test_a_link_at_the_checkpoints_directory_is_refused(tmp_path: Path) -> None:
+    with StateDirectory(tmp_path / "elsewhere") as other:
+        other.checkpoint(5, b"not yours")
+    with StateDirectory(tmp_path / "state") as store:
+        (tmp_path / "state" / "checkpoints").symlink_to(tmp_path / "elsewhere" / "checkpoints")
+        with pytest.raises(StorageError, match="symbolic link"):
+            store.checkpoint_ticks()
+        with pytest.raises(StorageError, match="symbolic link"):
+            store.load_checkpoint(5)
+        with pytest.raises(StorageError, match="symbolic link"):
+            store.plan_recovery()
