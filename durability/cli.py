@@ -1,9 +1,13 @@
-"""The ``durability`` command line: demo, inspect, verify, plan, export.
+"""The ``durability`` command line: demo, inspect, verify, plan, export,
+migrate.
 
 Human output is tables on stdout; ``--json`` prints one JSON document on
 stdout instead. Progress goes to stderr. Exit codes: 0 ok, 1 verification
 failed or the input is damaged, 2 usage error or unusable input. Every error is
-one line on stderr (set ``DURABILITY_DEBUG=1`` for a traceback).
+one line on stderr (set ``DURABILITY_DEBUG=1`` for a traceback). Wherever a
+command takes a log path it also takes an API.md §10 URL (``file:///``,
+``sqlite:///``, ``postgresql://``); the read-only commands live in
+``commands.py``.
 
 Output closed early by its reader (``durability inspect --json LOG | head -1``)
 ends the command quietly: nothing more is written, nothing on stderr, exit
@@ -18,15 +22,34 @@ import json
 import os
 import sys
 import tempfile
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata
-from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import quote
 
-from . import render
-from .backends.file import LogReport, export_artifact, inspect_log
-from .console import OutputClosed, report_repairs_on_stderr, say, silence_stdout, write_stdout
+from . import render_actions
+from .commands import (
+    cmd_export,
+    cmd_inspect,
+    cmd_plan,
+    cmd_verify,
+    read_checkpoint_file,
+)
+from .console import (
+    FAILED,
+    OK,
+    USAGE,
+    CommandError,
+    OutputClosed,
+    emit,
+    progress_of,
+    report_repairs_on_stderr,
+    say,
+    silence_stdout,
+    write_stdout,
+)
 from .errors import (
     ArtifactTooLargeError,
     DecodeError,
@@ -34,26 +57,14 @@ from .errors import (
     EscalationOrderError,
     InconsistentWalError,
 )
-from .fileio import DEFAULT_FS
-from .persisted import (
-    MAX_ARTIFACT_BYTES,
-)
-from .store import Checkpoint, StateDirectory, decode_checkpoint, looks_like_checkpoint
-from .verify import verify_report
+from .migrate import migrate
+from .reading import KINDS
+from .urls import open_cache, open_wal, parse_storage_url
 
-__all__ = ["main"]
+__all__ = ["CommandError", "build_parser", "main", "read_checkpoint_file"]
 
-OK, FAILED, USAGE = 0, 1, 2
 #: Exit code when the reader of stdout went away (128 + SIGPIPE).
 OUTPUT_CLOSED = 141
-
-
-class CommandError(Exception):
-    """A one-line error with its exit code."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,15 +72,34 @@ class _Parser(argparse.ArgumentParser):
         raise CommandError(f"{message} (see `{self.prog} --help`)", USAGE)
 
 
-# -- commands ----------------------------------------------------------------
+# -- commands that act ---------------------------------------------------------
 
 
-def _emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
-    write_stdout(json.dumps(document, indent=2, sort_keys=False) if args.json else text)
-
-
-def _progress(args: argparse.Namespace) -> Callable[[str], None]:
-    return say if not args.quiet else (lambda line: None)
+def _demo_store(store: str | None, directory: str) -> str | None:
+    """``--store``: ``sqlite`` (a database in the demo directory) or a
+    ``sqlite:``/``postgresql:`` URL naming a database without a WAL or cache
+    named ``default`` yet."""
+    if store is None:
+        return None
+    if store == "sqlite":
+        return f"sqlite:///{quote(os.path.abspath(os.path.join(directory, 'demo.db')))}"
+    parsed = parse_storage_url(store)
+    if parsed.kind == "file":
+        raise CommandError(
+            f"--store takes sqlite or a sqlite:/postgresql: URL, not {store!r} "
+            "(the file demo is the default: leave --store out)",
+            USAGE,
+        )
+    if parsed.kind == "sqlite" and not os.path.exists(str(parsed.path)):
+        return store  # a new file (maybe in DIR, which the demo creates)
+    with open_wal(store) as wal, open_cache(store) as cache:
+        if wal.load().entries or cache.load().entries:
+            raise CommandError(
+                f"{parsed.shown} already holds a WAL or cache named "
+                "`default`; give the demo a fresh database",
+                USAGE,
+            )
+    return store
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -82,122 +112,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CommandError(f"{directory} is not a directory; give the demo a new directory", USAGE)
     if os.path.exists(directory) and os.listdir(directory):
         raise CommandError(f"{directory} is not empty; give the demo a new directory", USAGE)
-    progress = _progress(args)
-    progress(f"state directory {directory}; worker drives {args.operations} operations")
-    result = run_demo(directory, operations=args.operations, seed=args.seed, progress=progress)
-    _emit(args, render.demo_json(result), render.demo_text(result))
+    store = _demo_store(args.store, directory)
+    progress = progress_of(args)
+    where = f"; WAL and cache in {parse_storage_url(store).shown}" if store else ""
+    progress(f"state directory {directory}{where}; worker drives {args.operations} operations")
+    result = run_demo(
+        directory, operations=args.operations, seed=args.seed, progress=progress, store=store
+    )
+    emit(args, render_actions.demo_json(result), render_actions.demo_text(result))
     return OK if result.all_sound and result.inner_calls_on_replay == 0 else FAILED
 
 
-#: Files at least this large get a progress line on stderr before scanning.
-LARGE_SCAN_BYTES = 8 * 1024 * 1024
+#: Seconds between progress lines of a long ``migrate``.
+PROGRESS_EVERY = 1.0
 
 
-def _scan(args: argparse.Namespace, path: str) -> LogReport:
-    """`inspect_log(path)`, announcing long scans on stderr."""
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0  # inspect_log reports the missing file precisely
-    if size >= LARGE_SCAN_BYTES:
-        _progress(args)(f"scanning {path} ({size / 2**20:.0f} MiB): checksums and decoding")
-    return inspect_log(path)
+def cmd_migrate(args: argparse.Namespace) -> int:
+    progress = progress_of(args)
+    last = [time.monotonic()]
 
+    def copied(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] >= PROGRESS_EVERY:
+            last[0] = now
+            progress(f"copied {done} of {total} entries ({100 * done // total}%)")
 
-def read_checkpoint_file(path: str) -> Checkpoint | None:
-    """The checkpoint in file `path` (``checkpoints/checkpoint-<tick>.cbor``
-    of a state directory, or a copy), or ``None`` if it holds something else.
-
-    Raises `DecodeError` naming the file for a damaged checkpoint.
-    """
-    try:
-        data = DEFAULT_FS.read_capped(path, MAX_ARTIFACT_BYTES)
-    except DurabilityError:
-        return None
-    return decode_checkpoint(data, Path(path)) if looks_like_checkpoint(data) else None
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    try:
-        report = _scan(args, args.path)
-    except DecodeError:
-        found = read_checkpoint_file(args.path)  # not a log: maybe a checkpoint
-        if found is None:
-            raise
-        size = os.path.getsize(args.path)
-        _emit(args, render.checkpoint_json(found, size), render.checkpoint_text(found, size))
-        return OK
-    _emit(args, render.inspect_json(report), render.inspect_text(report))
-    return OK
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    result = verify_report(_scan(args, args.path), strict=args.strict)
-    _emit(args, render.verify_json(result), render.verify_text(result))
-    return OK if result.ok else FAILED
-
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    tick = args.checkpoint_tick
-    if tick is not None and tick < 0:
-        raise CommandError(f"--checkpoint-tick must be at least 0, not {tick}", USAGE)
-    if not os.path.isdir(args.dir):
-        raise CommandError(f"{args.dir} is not a state directory", USAGE)
-    # Read only: nothing under DIR is created, truncated or repaired; a torn
-    # tail is in `store.repairs` as what opening for writing would cut.
-    with StateDirectory(args.dir, create=False, read_only=True) as store:
-        if tick is not None and tick not in (ticks := store.checkpoint_ticks()):
-            listed = f"tick{'s' * (len(ticks) > 1)} {', '.join(map(str, ticks))}"
-            there = f"checkpoints exist at {listed}" if ticks else "no checkpoints"
-            raise CommandError(f"no checkpoint at tick {tick} in {args.dir} ({there})", USAGE)
-        plan = store.plan_recovery(tick, strict=not args.no_strict)
-        repairs = dict(store.repairs)
-    document = {"directory": args.dir, "repairs": render.repairs_json(repairs)}
-    text = "\n".join([*render.repair_lines(repairs), render.plan_text(plan)])
-    _emit(args, {**document, **render.plan_json(plan)}, text)
-    return FAILED if plan.anomalies else OK
-
-
-#: ``-o -``: the artifact goes to stdout.
-STDOUT = "-"
-
-
-def _same_file(a: str, b: str) -> bool:
-    """Whether `a` and `b` name one file: through symbolic or hard links and
-    any spelling of the path (``./x``, ``dir/../x``)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one is missing: compare where they would resolve
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    to_stdout = args.output == STDOUT
-    if to_stdout and sys.stdout.isatty():
-        raise CommandError("will not write binary to a terminal; redirect or give -o OUT", USAGE)
-    if not to_stdout and _same_file(args.log, args.output):
-        raise CommandError(
-            f"-o {args.output} is the input log {args.log}: export never overwrites its input",
-            USAGE,
+    report = migrate(
+        args.source,
+        args.destination,
+        kind=args.kind,
+        name=args.name,
+        append=args.append,
+        progress=copied,
+    )
+    if report.torn_tail_left_out is not None:
+        tail = report.torn_tail_left_out
+        say(
+            f"{report.source}: torn tail at offset {tail.offset} ({tail.dropped} bytes, "
+            f"{tail.reason}) left out of the copy"
         )
-    report = _scan(args, args.log)  # one read: the content and the torn tail left out
-    _artifact, data = export_artifact(report)
-    if report.torn_tail is not None:
-        say(render.export_tail_line(report.path, report.torn_tail))
-    if to_stdout:
-        write_stdout(data)
-    else:
-        DEFAULT_FS.replace_atomically(os.fspath(args.output), data)
-    document = render.export_json(report, args.output, len(data))
-    text = render.export_text(report, "stdout" if to_stdout else args.output, len(data))
-    if not to_stdout:
-        _emit(args, document, text)
-    elif not args.quiet:  # stdout holds the artifact only: the summary goes to stderr
-        if args.json:
-            print(json.dumps(document, indent=2), file=sys.stderr, flush=True)
-        else:
-            say(text)
-    return OK
+    emit(args, render_actions.migration_json(report), render_actions.migration_text(report))
+    return OK if report.ok else FAILED
 
 
 # -- entry point ---------------------------------------------------------------
@@ -211,6 +166,8 @@ def _version() -> str:
 
 
 _JSON_HELP = "print one JSON document on stdout"
+_KIND_HELP = "which a SQL database holds: wal or cache (default: the one that exists)"
+_NAME_HELP = "the WAL's or cache's name in a SQL database (default: default)"
 _QUIET_HELP = "no progress on stderr"
 
 
@@ -219,13 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     ``--json`` and ``--quiet`` are accepted before or after the command.
     """
-    parser = _Parser(prog="durability", description="Crash safety for agreement protocols.")
+    parser = _Parser(
+        prog="durability",
+        description="Crash safety for agreement protocols.",
+        epilog="Wherever a command takes a log it also takes a storage URL: a path or "
+        "file:///ABS/PATH, sqlite:///REL.db or sqlite:////ABS.db, postgresql://...",
+    )
     parser.add_argument("--version", action="version", version=f"durability {_version()}")
     common = _Parser(add_help=False)
     # After the command, SUPPRESS keeps a --json given before it from being reset.
     for target, default in ((parser, False), (common, argparse.SUPPRESS)):
         target.add_argument("--json", action="store_true", default=default, help=_JSON_HELP)
         target.add_argument("--quiet", action="store_true", default=default, help=_QUIET_HELP)
+    which = _Parser(add_help=False)
+    which.add_argument("--kind", choices=KINDS, help=_KIND_HELP)
+    which.add_argument("--name", help=_NAME_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = sub.add_parser(
@@ -238,26 +203,49 @@ def build_parser() -> argparse.ArgumentParser:
         "--operations", type=int, default=48, help="operations the worker drives (default 48)"
     )
     demo.add_argument("--seed", type=int, default=7, help="random seed of the simulation")
+    demo.add_argument(
+        "--store",
+        metavar="URL",
+        help="put the WAL and cache in SQL: sqlite (a database in DIR) or a sqlite:/// or "
+        "postgresql:// URL of a fresh database; checkpoints stay in DIR",
+    )
     demo.set_defaults(run=cmd_demo)
 
     read_only = "(read, never modified)"
     inspect = sub.add_parser(
-        "inspect", parents=[common], help="summarise a WAL or cache log, or a checkpoint"
+        "inspect",
+        parents=[common, which],
+        help="summarise a WAL or cache (a log file or a SQL store), or a checkpoint",
     )
-    inspect.add_argument("path", help=f"a WAL or cache log, or a checkpoint file {read_only}")
+    inspect.add_argument(
+        "path",
+        help=f"a log file, a storage URL, or a checkpoint file {read_only}",
+        metavar="PATH|URL",
+    )
     inspect.set_defaults(run=cmd_inspect)
 
     verify = sub.add_parser(
-        "verify", parents=[common], help="check checksums, escalation order, consistency"
+        "verify", parents=[common, which], help="check checksums, escalation order, consistency"
     )
-    verify.add_argument("path", help=f"a WAL or cache log {read_only}")
+    verify.add_argument("path", help=f"a log file or a storage URL {read_only}", metavar="LOG|URL")
     verify.add_argument("--strict", action="store_true", help="a torn tail fails verification too")
     verify.set_defaults(run=cmd_verify)
 
-    plan = sub.add_parser("plan", parents=[common], help="the recovery plan of a state directory")
-    plan.add_argument(
-        "dir", help=f"a state directory: wal.log, evidence.log, checkpoints/ {read_only}"
+    plan = sub.add_parser(
+        "plan", parents=[common], help="the recovery plan of a state directory or SQL store"
     )
+    plan.add_argument(
+        "dir",
+        nargs="?",
+        metavar="DIR",
+        help=f"a state directory: wal.log, evidence.log, checkpoints/ {read_only}",
+    )
+    plan.add_argument("--store", metavar="URL", help="the WAL and cache in one SQL database")
+    plan.add_argument("--wal", metavar="URL", help="the WAL (a log file or a storage URL)")
+    plan.add_argument(
+        "--cache", metavar="URL", help="the evidence cache (a log file or a storage URL)"
+    )
+    plan.add_argument("--name", help=_NAME_HELP)
     plan.add_argument(
         "--checkpoint-tick", type=int, metavar="N", help="plan from the checkpoint at tick N"
     )
@@ -266,8 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.set_defaults(run=cmd_plan)
 
-    export = sub.add_parser("export", parents=[common], help="write a log as one v1 artifact")
-    export.add_argument("log", help=f"the WAL or cache log to export {read_only}")
+    export = sub.add_parser(
+        "export", parents=[common, which], help="write a WAL or cache as one v1 artifact"
+    )
+    export.add_argument(
+        "log", metavar="LOG|URL", help=f"the WAL or cache to export: a log file or URL {read_only}"
+    )
     export.add_argument(
         "-o",
         "--output",
@@ -276,6 +268,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="the artifact file to write, never the input log; - for stdout",
     )
     export.set_defaults(run=cmd_export)
+
+    copy = sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="copy a WAL or cache between any two backends, then verify the copy",
+    )
+    copy.add_argument("source", metavar="SRC", help=f"a log file or storage URL {read_only}")
+    copy.add_argument(
+        "destination",
+        metavar="DST",
+        help="a log file or storage URL holding no such WAL or cache yet",
+    )
+    copy.add_argument("--kind", choices=KINDS, help=_KIND_HELP)
+    copy.add_argument("--name", help=_NAME_HELP.replace(")", "; on both ends)"))
+    copy.add_argument(
+        "--append", action="store_true", help="copy after what DST holds instead of refusing"
+    )
+    copy.set_defaults(run=cmd_migrate)
     return parser
 
 

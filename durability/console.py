@@ -1,4 +1,5 @@
-"""Writing to the user's stdout and stderr for the command line.
+"""Writing to the user's stdout and stderr for the command line, and how
+its commands fail (`CommandError` with an exit code).
 
 `write_stdout` writes all of its data or raises `OutputClosed` when the
 reader went away (``durability inspect --json LOG | head -1``); the command
@@ -15,14 +16,41 @@ backends' torn-tail repairs such lines::
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 from .backends.modes import TornTailWarning
 
-__all__ = ["OutputClosed", "report_repairs_on_stderr", "say", "silence_stdout", "write_stdout"]
+__all__ = [
+    "FAILED",
+    "OK",
+    "USAGE",
+    "CommandError",
+    "OutputClosed",
+    "emit",
+    "progress_of",
+    "report_repairs_on_stderr",
+    "say",
+    "silence_stdout",
+    "write_stdout",
+]
+
+#: Exit codes: ok; verification failed or damaged input; usage error or unusable input.
+OK, FAILED, USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A one-line error with its exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class OutputClosed(Exception):
@@ -87,3 +115,13 @@ def report_repairs_on_stderr() -> None:
         handler.setFormatter(logging.Formatter("durability: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
+
+
+def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
+    """Print `document` as JSON (with ``--json``) or `text` on stdout."""
+    write_stdout(json.dumps(document, indent=2, sort_keys=False) if args.json else text)
+
+
+def progress_of(args: argparse.Namespace) -> Callable[[str], None]:
+    """`say`, unless ``--quiet``."""
+    return say if not args.quiet else (lambda line: None)

@@ -12,6 +12,13 @@ half written. The parent then reopens the directory (the torn tail is cut
 away), plans recovery from the latest checkpoint, checks every decision against
 the soundness predicate, and replays the cached side effects to show none is
 performed twice.
+
+With a SQL store (``store="sqlite:///..."`` or ``"postgresql://..."``) the WAL
+and the cache live in that database and checkpoints stay in the directory.
+A SQL append is one transaction, so there is no torn write to cut: from the
+chosen tick on, the worker holds each WAL transaction open after writing its
+rows, before COMMIT, and the SIGKILL lands there; the database rolls it back,
+and the parent shows the WAL ending where the last commit left it.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Any
 import attrs
 
 from .artifact import WalSyncRequest
+from .backends.sql import WAL_HEADS, Cursor, SqlBackend, redact
 from .codec import dumps
 from .effects import EffectOutcome, EffectRequest
 from .errors import DurabilityError
@@ -48,6 +56,9 @@ __all__ = ["DemoResult", "run_demo"]
 
 L = AgreementLevel
 TORN_MARK = "TORN-WRITE"
+OPEN_MARK = "OPEN-TRANSACTION"
+#: How the worker learns its store (not on its command line: a URL may hold a password).
+STORE_ENV = "DURABILITY_DEMO_STORE"
 _STEPS = ("provisional", "soft_safe", "effect", "early_gate", "finalize")
 
 
@@ -178,12 +189,41 @@ class _Operation:
         return self.step >= len(_STEPS)
 
 
-def run_worker(directory: str, operations: int, seed: int, tear_at_tick: int) -> None:
+class HeldTransaction:
+    """For a SQL store: once armed, holds every WAL write transaction open
+    after its rows are written, before COMMIT, announcing it on stdout with
+    the uncommitted last sequence (so the kill lands inside it)."""
+
+    def __init__(self, wal: SqlBackend) -> None:
+        self.armed = False
+        self.name = wal.name
+        wal._db.before_commit = self.hold
+
+    def hold(self, what: str, cursor: Cursor) -> None:
+        if not self.armed:
+            return
+        rows = cursor.fetch(f"SELECT last_sequence FROM {WAL_HEADS} WHERE wal = ?", (self.name,))
+        print(f"{OPEN_MARK} {rows[0][0]} {what}", flush=True)
+        time.sleep(30)  # the parent kills the worker here
+
+
+def _open_worker_store(directory: str, store: str | None) -> tuple[StateDirectory, Any]:
+    """The worker's state directory and what arms the kill point in it."""
+    if store is None:
+        disk = SlowDisk(str(Path(directory) / WAL_FILE))
+        return StateDirectory(directory, fs=disk), disk
+    opened = StateDirectory(directory, wal=store, cache=store)
+    assert isinstance(opened.wal, SqlBackend)
+    return opened, HeldTransaction(opened.wal)
+
+
+def run_worker(
+    directory: str, operations: int, seed: int, tear_at_tick: int, store: str | None = None
+) -> None:
     """The worker process: drive `operations` operations until done (or killed)."""
     rng = random.Random(seed)
-    disk = SlowDisk(str(Path(directory) / WAL_FILE))
-    store = StateDirectory(directory, fs=disk)
-    handler = store.wrap(Storage(), resolve_evidence)
+    state, trap = _open_worker_store(directory, store)
+    handler = state.wrap(Storage(), resolve_evidence)
     outcomes = [FinalizationOutcome.FINALIZED] * 7 + [
         FinalizationOutcome.ABORTED,
         FinalizationOutcome.REJECTED,
@@ -199,20 +239,23 @@ def run_worker(directory: str, operations: int, seed: int, tear_at_tick: int) ->
         while pending and len(active) < 6:
             active.append(pending.pop(0))
         tick += 1
-        disk.armed = tick >= tear_at_tick
+        trap.armed = tick >= tear_at_tick
         op = rng.choice(active)
         what = op.advance(handler, tick)
         print(f"tick {tick} {op.op} {what}", flush=True)
         if op.done:
             active.remove(op)
         if tick % 25 == 0:
-            store.checkpoint(tick, dumps({"tick": tick, "active": [a.op for a in active]}))
-    store.close()
+            state.checkpoint(tick, dumps({"tick": tick, "active": [a.op for a in active]}))
+    state.close()
 
 
 @attrs.frozen(kw_only=True)
 class DemoResult:
-    """What the demo did and found."""
+    """What the demo did and found. With a SQL store, `store` is its URL (no
+    password), `torn_write` is ``None``, `open_transaction` is what the kill
+    interrupted (``what``, and ``last_sequence``: the uncommitted one) and
+    `last_sequence` where the WAL ends after recovery."""
 
     directory: str
     worker_pid: int
@@ -224,6 +267,9 @@ class DemoResult:
     all_sound: bool
     replayed_effects: int
     inner_calls_on_replay: int
+    store: str | None = None
+    open_transaction: dict[str, Any] | None = None
+    last_sequence: int | None = None
 
 
 def run_demo(
@@ -233,8 +279,10 @@ def run_demo(
     seed: int = 7,
     tear_at_tick: int | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    store: str | None = None,
 ) -> DemoResult:
-    """Run the worker in a child process, SIGKILL it inside a write, recover."""
+    """Run the worker in a child process, SIGKILL it inside a write, recover.
+    `store` puts the WAL and the cache in that SQL database (module docs)."""
     rng = random.Random(seed)
     total_ticks = operations * 4
     tear = (
@@ -251,10 +299,23 @@ def run_demo(
         str(seed),
         str(tear),
     ]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    environment = {k: v for k, v in os.environ.items() if k != STORE_ENV}
+    if store:
+        environment[STORE_ENV] = store
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
     assert child.stdout is not None
-    last_tick, torn, killed = 0, None, False
+    last_tick, torn, killed, held = 0, None, False, None
     for line in child.stdout:
+        if line.startswith(OPEN_MARK):
+            _, sequence, what = line.rstrip("\n").split(" ", 2)
+            held = {"what": what, "last_sequence": int(sequence)}
+            os.kill(child.pid, signal.SIGKILL)
+            killed = True
+            progress(
+                f"SIGKILL sent to worker {child.pid} at tick {last_tick + 1}, inside an open "
+                f"transaction ({what}) before its COMMIT"
+            )
+            break
         if line.startswith(TORN_MARK):
             _, offset, written, size = line.split()
             torn = {"offset": int(offset), "written": int(written), "size": int(size)}
@@ -273,14 +334,15 @@ def run_demo(
     child.wait()
     if child.returncode not in (0, -signal.SIGKILL):
         raise DurabilityError(f"demo worker exited with status {child.returncode}")
-    with StateDirectory(directory) as store:
+    with StateDirectory(directory, wal=store, cache=store) as state:
         repairs = {
             name: (attrs.asdict(tail) if tail is not None else None)
-            for name, tail in store.repairs.items()
+            for name, tail in state.repairs.items()
         }
-        plan = store.plan_recovery()
+        last_sequence = state.wal.last_sequence if isinstance(state.wal, SqlBackend) else None
+        plan = state.plan_recovery()
         storage = Storage()
-        handler = store.wrap(storage, resolve_evidence)
+        handler = state.wrap(storage, resolve_evidence)
         replayed = 0
         for decision in plan.decisions:
             if f"{decision.operation_id}/certificate" in decision.cached_evidence_ids:
@@ -299,12 +361,16 @@ def run_demo(
         all_sound=all(is_sound(d) for d in plan.decisions),
         replayed_effects=replayed,
         inner_calls_on_replay=storage.calls,
+        store=redact(store) if store else None,
+        open_transaction=held,
+        last_sequence=last_sequence,
     )
 
 
 def _main(argv: list[str]) -> None:
     directory, operations, seed, tear = argv
-    run_worker(directory, int(operations), int(seed), int(tear))
+    store = os.environ.get(STORE_ENV) or None
+    run_worker(directory, int(operations), int(seed), int(tear), store)
 
 
 if __name__ == "__main__":

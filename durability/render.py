@@ -2,15 +2,18 @@
 
 Every function here is pure: values in, ``str`` (what ``durability`` prints
 by default) or JSON-ready data (what it prints with ``--json``) out; nothing
-is printed. Data flows one way: this module builds on the store, the planner
-and the backends' reports, and never imports the command line.
+is printed. A log file's `LogReport` and a SQL store's `StoreReport` render
+alike, except that a store has entries and sequences where a file has bytes
+and records (the demo and ``migrate`` render in ``render_actions.py``).
+Data flows one way: this module builds on the store, the planner and the
+backends' reports, and never imports the command line.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .artifact import (
     AgreementWalArtifact,
@@ -19,11 +22,9 @@ from .artifact import (
 )
 from .backends.file import LogReport, TornTail
 from .planner import DurableRecoveryDecision, DurableRecoveryPlan
+from .reading import StoreReport
 from .store import Checkpoint
 from .verify import VerifyReport
-
-if TYPE_CHECKING:  # the demo is a peer (it spawns processes): a type-only reference
-    from .demo import DemoResult
 
 __all__ = [
     "UNVERIFIED",
@@ -33,8 +34,6 @@ __all__ = [
     "export_json",
     "export_tail_line",
     "export_text",
-    "demo_json",
-    "demo_text",
     "inspect_json",
     "inspect_text",
     "metadata_json",
@@ -43,6 +42,7 @@ __all__ = [
     "repair_lines",
     "repairs_json",
     "report_json",
+    "store_tail_line",
     "table",
     "tail_json",
     "tail_line",
@@ -187,9 +187,22 @@ def plan_text(plan: DurableRecoveryPlan) -> str:
 # -- logs ---------------------------------------------------------------------
 
 
-def report_json(report: LogReport) -> dict[str, Any]:
+def report_json(report: LogReport | StoreReport) -> dict[str, Any]:
     """What `inspect_log` found, as JSON-ready data (``kind`` is ``None`` for
-    an empty log)."""
+    an empty log); for a SQL store, its backend, database, name, entries and
+    sequences instead of bytes and records."""
+    if isinstance(report, StoreReport):
+        return {
+            "path": report.path,
+            "backend": report.backend,
+            "database": report.database,
+            "name": report.name,
+            "kind": report.kind,
+            "entries": report.entries,
+            "last_sequence": report.last_sequence,
+            "pruned": report.pruned if report.last_sequence is not None else None,
+            "torn_tail": None,
+        }
     return {
         "path": report.path,
         "kind": report.kind,
@@ -202,12 +215,36 @@ def report_json(report: LogReport) -> dict[str, Any]:
     }
 
 
-def _log_head(report: LogReport) -> str:
-    """The first line of ``inspect``: kind, size, base, records, entries.
+def _store_counts(report: StoreReport) -> str:
+    """``N entries, sequences F..L (P pruned)`` (a WAL) or ``N bindings``."""
+    if report.last_sequence is None:
+        return f"{report.entries} binding{'s' * (report.entries != 1)}"
+    if not report.sequences:
+        return f"no entries, last sequence {report.last_sequence}"
+    pruned = f" ({report.pruned} pruned)" if report.pruned else ""
+    span = f"sequences {report.sequences[0]}..{report.last_sequence}"
+    return f"{report.entries} entries, {span}{pruned}"
+
+
+def _store_where(report: StoreReport) -> str:
+    word = "WAL" if report.kind == "agreement_wal" else "cache"
+    return f"{word} `{report.name}` in {report.database} ({report.backend})"
+
+
+def store_tail_line() -> str:
+    """What a SQL store says where a log file names its torn tail."""
+    return "no torn tail (a SQL store commits whole transactions)"
+
+
+def _log_head(report: LogReport | StoreReport) -> str:
+    """The first line of ``inspect``: kind, size, base, records, entries (a
+    SQL store: where it is, entries and sequences).
 
     A log without a base (a zero-length file, say) is empty: neither
     checksummed nor unverified.
     """
+    if isinstance(report, StoreReport):
+        return f"{report.path}: {_store_where(report)}, {_store_counts(report)}"
     if report.kind is None:
         return f"{report.path}: empty log, {report.size} bytes, no entries"
     kind = report.kind.replace("_", " ")
@@ -218,7 +255,9 @@ def _log_head(report: LogReport) -> str:
     )
 
 
-def _operation_rows(report: LogReport) -> list[tuple[str, int, str, int | None, int | None]]:
+def _operation_rows(
+    report: LogReport | StoreReport,
+) -> list[tuple[str, int, str, int | None, int | None]]:
     """One row per operation of a WAL, from the summaries of its index."""
     return [
         (op.operation_id, op.entries, op.proven_level.value, op.first_tick, op.last_tick)
@@ -237,7 +276,7 @@ def _binding_rows(artifact: EvidenceOutcomeCacheArtifact) -> list[tuple[str, str
     ]
 
 
-def inspect_json(report: LogReport) -> dict[str, Any]:
+def inspect_json(report: LogReport | StoreReport) -> dict[str, Any]:
     """``inspect --json``: `report_json` plus ``operations`` (a WAL: entries,
     proven level and tick range per operation) or ``bindings`` (a cache)."""
     document = report_json(report)
@@ -255,11 +294,12 @@ def inspect_json(report: LogReport) -> dict[str, Any]:
     return document
 
 
-def inspect_text(report: LogReport) -> str:
+def inspect_text(report: LogReport | StoreReport) -> str:
     """``inspect``: `log_head`, `tail_line`, then a table per operation (a
     WAL) or per binding (a cache)."""
     artifact = report.artifact
-    lines = [_log_head(report), tail_line(report.torn_tail)]
+    tail = store_tail_line() if isinstance(report, StoreReport) else tail_line(report.torn_tail)
+    lines = [_log_head(report), tail]
     if isinstance(artifact, AgreementWalArtifact):
         headers = ("operation", "entries", "level", "first tick", "last tick")
         lines.append(table(headers, _operation_rows(report)))
@@ -277,14 +317,17 @@ def verify_text(result: VerifyReport) -> str:
     """``verify``: checksums, the torn tail, the consistency verdict (a WAL)
     and one ``problem:`` line per problem."""
     report = result.report
-    if report.kind is None:
+    if isinstance(report, StoreReport):
+        head = f"{report.path}: every row decoded, {_store_counts(report)}"
+    elif report.kind is None:
         head = f"{report.path}: empty log, {report.size} bytes, no entries"
     else:
         head = (
             f"{report.path}: checksums ok, {len(report.records)} records, "
             f"{report.entries} entries" + ("" if report.base_verified else f" (base {UNVERIFIED})")
         )
-    lines = [head, tail_line(report.torn_tail)]
+    tail = store_tail_line() if isinstance(report, StoreReport) else tail_line(report.torn_tail)
+    lines = [head, tail]
     if result.consistency_checked:
         verdict = "ok" if not result.consistency_problems else "FAILED"
         lines.append(f"escalation order and planner consistency: {verdict}")
@@ -300,7 +343,7 @@ def export_tail_line(path: str, tail: TornTail) -> str:
     )
 
 
-def export_json(report: LogReport, output: str, size: int) -> dict[str, Any]:
+def export_json(report: LogReport | StoreReport, output: str, size: int) -> dict[str, Any]:
     """``export --json``: what was written where (``"-"`` for stdout), and
     ``torn_tail_left_out`` (`tail_json`, ``None`` when there was none)."""
     return {
@@ -313,7 +356,7 @@ def export_json(report: LogReport, output: str, size: int) -> dict[str, Any]:
     }
 
 
-def export_text(report: LogReport, output: str, size: int) -> str:
+def export_text(report: LogReport | StoreReport, output: str, size: int) -> str:
     """``export``: one line saying what was written where."""
     return f"wrote {output}: one v1 artifact, {report.entries} entries, {size} bytes"
 
@@ -351,65 +394,3 @@ def checkpoint_text(checkpoint: Checkpoint, size: int) -> str:
     ):
         lines.append(f"  {name}: {', '.join(ids) or 'none'}")
     return "\n".join(lines)
-
-
-# -- the demo -------------------------------------------------------------------
-
-
-def demo_json(result: DemoResult) -> dict[str, Any]:
-    """``demo --json``: the worker, the torn-tail repairs, the plan, soundness
-    and the replay through the evidence cache."""
-    return {
-        "directory": result.directory,
-        "worker": {
-            "pid": result.worker_pid,
-            "killed": result.killed,
-            "signal": "SIGKILL" if result.killed else None,
-            "last_completed_tick": result.last_tick,
-            "torn_write": result.torn_write,
-        },
-        "repairs": result.repairs,
-        "plan": plan_json(result.plan),
-        "all_decisions_sound": result.all_sound,
-        "replay": {
-            "cached_effects_replayed": result.replayed_effects,
-            "inner_handler_calls": result.inner_calls_on_replay,
-        },
-    }
-
-
-def demo_text(result: DemoResult) -> str:
-    """``demo``: what the kill hit, what reopening cut, the plan, soundness
-    and the replay, as a short story."""
-    torn = result.torn_write
-    repairs = [
-        f"  {name}: cut {tail['dropped']} bytes at offset {tail['offset']} ({tail['reason']})"
-        if tail
-        else f"  {name}: clean, nothing cut"
-        for name, tail in result.repairs.items()
-    ]
-    return "\n".join(
-        [
-            f"worker {result.worker_pid} "
-            + (
-                f"killed with SIGKILL during tick {result.last_tick + 1}, "
-                f"inside a {torn['size']}-byte WAL record write at offset {torn['offset']} "
-                f"({torn['written']} bytes on disk)"
-                if torn
-                else "finished before the kill point"
-            ),
-            "(from the kill tick on, the worker's disk wrote each WAL record in two halves,"
-            " so the kill lands inside one)",
-            "",
-            "reopening the state directory, torn-tail repair:",
-            *repairs,
-            "",
-            "recovery plan from the latest checkpoint:",
-            plan_text(result.plan),
-            "",
-            f"soundness predicate holds for every decision: {'yes' if result.all_sound else 'NO'}",
-            f"replayed {result.replayed_effects} agreed side effects through the evidence cache: "
-            f"the live handler ran {result.inner_calls_on_replay} times",
-            f"state directory kept at {result.directory}",
-        ]
-    )

@@ -13,6 +13,11 @@ recovery-metadata artifact of the WAL at that moment. Writers of checkpoints
 are serialised by an owner-only lock file in the directory. Opened with
 ``read_only=True``, nothing under the directory is created, written or
 repaired (what ``durability plan`` uses).
+
+The WAL and the cache may live elsewhere, in any backend a §10 URL names,
+while checkpoints stay in the directory::
+
+    StateDirectory("state", wal="sqlite:///state.db", cache="sqlite:///state.db")
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from .fileio import DEFAULT_FS, FileSystem
 from .handlers import AgreementWalHandler, WalSyncMode
 from .persisted import MAX_ARTIFACT_BYTES, envelope_plain, payload_from_envelope
 from .planner import DurableRecoveryPlan
+from .urls import AnyCache, AnyWal, open_cache, open_wal, parse_storage_url
 
 __all__ = [
     "Checkpoint",
@@ -125,6 +131,13 @@ def looks_like_checkpoint(data: bytes) -> bool:
     return isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT
 
 
+def _options_for(url: str | os.PathLike[str], options: dict[str, Any]) -> dict[str, Any]:
+    """The file options for a file URL; only ``read_only`` for a SQL one."""
+    if parse_storage_url(url).kind == "file":
+        return options
+    return {"read_only": options["read_only"]}
+
+
 class StateDirectory:
     """Opens (creating if needed) a state directory and its two logs.
 
@@ -137,6 +150,12 @@ class StateDirectory:
     is reported in `repairs` as what a writer would cut), `checkpoint` raises
     `StorageError`, and a user who may only read the directory can plan.
     `sync`, `recovery` and `fs` (the I/O seam) are passed to both file backends.
+
+    `wal` and `cache` put the WAL and the cache elsewhere: a path or §10 URL
+    (``sqlite:///state.db``, ``postgresql://...``; a SQL one opened
+    ``read_only`` too when the directory is), or a backend already open (its
+    own options kept). Either way the directory closes them; checkpoints
+    stay in the directory.
     """
 
     def __init__(
@@ -148,6 +167,8 @@ class StateDirectory:
         sync: SyncPolicy = SyncPolicy.DURABLE,
         recovery: RecoveryMode = RecoveryMode.TOLERATE_TORN_TAIL,
         fs: FileSystem = DEFAULT_FS,
+        wal: str | os.PathLike[str] | AnyWal | None = None,
+        cache: str | os.PathLike[str] | AnyCache | None = None,
     ) -> None:
         self.path = Path(path)
         self.read_only = read_only
@@ -162,8 +183,21 @@ class StateDirectory:
             "fs": fs,
             "read_only": read_only,
         }
-        self.wal = FileAgreementWal(self.path / WAL_FILE, **options)
-        self.cache = FileEvidenceOutcomeCache(self.path / CACHE_FILE, **options)
+        self.wal: AnyWal
+        self.cache: AnyCache
+        if wal is None:
+            self.wal = FileAgreementWal(self.path / WAL_FILE, **options)
+        elif isinstance(wal, str | os.PathLike):
+            self.wal = open_wal(wal, **_options_for(wal, options))
+        else:
+            self.wal = wal
+        if cache is None:
+            self.cache = FileEvidenceOutcomeCache(self.path / CACHE_FILE, **options)
+        elif isinstance(cache, str | os.PathLike):
+            self.cache = open_cache(cache, **_options_for(cache, options))
+        else:
+            self.cache = cache
+        self._names = (WAL_FILE if wal is None else None, CACHE_FILE if cache is None else None)
         self._checkpoints = self.path / CHECKPOINT_DIR
 
     # -- lifecycle -----------------------------------------------------------
@@ -182,8 +216,14 @@ class StateDirectory:
     @property
     def repairs(self) -> dict[str, Any]:
         """Torn tails cut away when the logs were opened (read-only: that a
-        writer would cut), as `TornTail` by file name (``None`` for a clean log)."""
-        return {WAL_FILE: self.wal.torn_tail, CACHE_FILE: self.cache.torn_tail}
+        writer would cut), as `TornTail` by file name (``None`` for a clean
+        log); a log given as `wal` or `cache` is named by its path. A SQL
+        backend has no torn tail (it commits whole transactions): not listed."""
+        found: dict[str, Any] = {}
+        for name, log in zip(self._names, (self.wal, self.cache), strict=True):
+            if isinstance(log, FileAgreementWal | FileEvidenceOutcomeCache):
+                found[name or log.path] = log.torn_tail
+        return found
 
     # -- checkpoints ---------------------------------------------------------
 

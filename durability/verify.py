@@ -6,6 +6,8 @@ planner consistency: every operation must have a sound recovery decision
 when the whole WAL is planned with no checkpoint, so a visibility gate
 crossed above the level the WAL proves is reported wherever it lies, tick 0
 included. With ``strict=True`` a torn tail fails verification too.
+`verify_report` checks a SQL store's `StoreReport` (`read_store`) the same
+way; reading it decoded every row, and it has no torn tail.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .backends.file import LogReport, inspect_log
 from .errors import EscalationOrderError
 from .fileio import DEFAULT_FS, FileSystem
 from .planner import DurableRecoveryPlan
+from .reading import StoreReport
 
 __all__ = ["VerifyReport", "verify_log", "verify_report"]
 
@@ -27,14 +30,14 @@ __all__ = ["VerifyReport", "verify_log", "verify_report"]
 class VerifyReport:
     """What `verify_log` found.
 
-    `report` is the `LogReport` of the log; `consistency_checked` tells
-    whether escalation order and planner consistency were checked (a WAL),
-    `consistency_problems` what failed them; `problems` lists everything
-    that fails verification (those, then a torn tail when `strict`); `ok`
-    is true when there is none.
+    `report` is the `LogReport` of the log (the `StoreReport` of a SQL
+    store); `consistency_checked` tells whether escalation order and planner
+    consistency were checked (a WAL), `consistency_problems` what failed
+    them; `problems` lists everything that fails verification (those, then a
+    torn tail when `strict`); `ok` is true when there is none.
     """
 
-    report: LogReport
+    report: LogReport | StoreReport
     strict: bool
     consistency_checked: bool
     consistency_problems: tuple[str, ...] = ()
@@ -54,8 +57,8 @@ class VerifyReport:
         return not self.problems
 
 
-def verify_report(report: LogReport, *, strict: bool = False) -> VerifyReport:
-    """Check the log `inspect_log` read: escalation order and planner
+def verify_report(report: LogReport | StoreReport, *, strict: bool = False) -> VerifyReport:
+    """Check the log `inspect_log` (or the store `read_store`) read: escalation order and planner
     consistency for a WAL (planned from no checkpoint: the whole WAL), and,
     when `strict`, the absence of a torn tail. Never raises for what it finds.
     """

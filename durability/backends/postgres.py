@@ -17,6 +17,11 @@
   of times, then raise `StorageError` with the SQLSTATE. A connection lost
   during ``COMMIT`` raises `StorageError` saying the outcome is unknown, and
   is not retried. No psycopg exception escapes.
+* Opened with ``read_only=True``, every call is ``BEGIN ISOLATION LEVEL
+  REPEATABLE READ, READ ONLY``, ``SELECT``s and ``COMMIT``: no table is
+  created (a schema without them raises `StorageError`) and writes raise
+  `StorageError` without reaching the server; ``SELECT`` is the only
+  privilege needed.
 * Ticks are stored as ``NUMERIC(20, 0)`` (0 to 2**64 - 1): ``BIGINT`` is
   signed, and a numeric keeps value and order readable in plain SQL.
 """
@@ -47,6 +52,7 @@ T = TypeVar("T")
 RETRYABLE = {"40001": "serialization failure", "40P01": "deadlock detected"}
 _SCHEMA_LOCK = 0x6475726162696C74  # pg_advisory_xact_lock key: concurrent first opens
 _BEGIN_WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE; SET LOCAL synchronous_commit = on"
+_BEGIN_READ_ONLY = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 _URL_FORM = "postgresql://[user[:password]@]host[:port][,host2[:port2]...]/dbname[?param=value...]"
 
 
@@ -100,7 +106,14 @@ class PostgresDatabase(Database):
 
     for_update = " FOR UPDATE"
 
-    def __init__(self, conninfo: str, *, retries: int, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        retries: int,
+        options: Mapping[str, Any],
+        read_only: bool = False,
+    ) -> None:
         pg = import_psycopg()
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -116,7 +129,7 @@ class PostgresDatabase(Database):
                 f"({redact(str(exc), secrets)}); accepted: {_URL_FORM}"
             ) from None  # the driver's message may quote the string, password included
         self._secrets = [params[k] for k in ("password", "sslpassword") if params.get(k)]
-        super().__init__(_describe(params), retries)
+        super().__init__(_describe(params), retries, read_only=read_only)
         self._conninfo = full
         self._connection: psycopg.Connection[Any] | None = None
         self._pid = 0
@@ -173,13 +186,14 @@ class PostgresDatabase(Database):
         pg = import_psycopg()
         connection = self._connect(what)
         phase = "begin"
+        begin = _BEGIN_WRITE if write else _BEGIN_READ_ONLY if self.read_only else None
         try:
             with connection.cursor() as cursor:
-                if write:
-                    cursor.execute(_BEGIN_WRITE)
+                if begin:
+                    cursor.execute(begin)
                 phase = "work"
                 result = work(_Cursor(cursor))
-                if write:
+                if begin:
                     phase = "commit"
                     cursor.execute("COMMIT")
             return result
@@ -245,8 +259,9 @@ class PostgresAgreementWal(SqlAgreementWal):
     """An agreement WAL in the PostgreSQL database `conninfo` names (a
     ``postgresql://`` URL or a libpq ``key=value`` string), named `name`
     within it. Tables are created on first use (that needs ``CREATE`` on the
-    schema); `retries` bounds the tries of a call; any other keyword is a libpq
-    connection parameter (``password=``, ``sslmode=``, ``connect_timeout=``...).
+    schema); `retries` bounds the tries of a call; `read_only` only reads (see
+    the module docs); any other keyword is a libpq connection parameter
+    (``password=``, ``sslmode=``, ``connect_timeout=``...).
 
     Keeps the whole WAL contract (API.md §3, §6), and adds sequences
     (`last_sequence`, ``expected_sequence=``, `poll`), `append_planned` (a
@@ -257,9 +272,16 @@ class PostgresAgreementWal(SqlAgreementWal):
     """
 
     def __init__(
-        self, conninfo: str, *, name: str = "default", retries: int = 5, **connect: Any
+        self,
+        conninfo: str,
+        *,
+        name: str = "default",
+        retries: int = 5,
+        read_only: bool = False,
+        **connect: Any,
     ) -> None:
-        super().__init__(PostgresDatabase(conninfo, retries=retries, options=connect), name)
+        database = PostgresDatabase(conninfo, retries=retries, options=connect, read_only=read_only)
+        super().__init__(database, name)
 
 
 class PostgresEvidenceOutcomeCache(SqlEvidenceOutcomeCache):
@@ -271,6 +293,13 @@ class PostgresEvidenceOutcomeCache(SqlEvidenceOutcomeCache):
     """
 
     def __init__(
-        self, conninfo: str, *, name: str = "default", retries: int = 5, **connect: Any
+        self,
+        conninfo: str,
+        *,
+        name: str = "default",
+        retries: int = 5,
+        read_only: bool = False,
+        **connect: Any,
     ) -> None:
-        super().__init__(PostgresDatabase(conninfo, retries=retries, options=connect), name)
+        database = PostgresDatabase(conninfo, retries=retries, options=connect, read_only=read_only)
+        super().__init__(database, name)

@@ -10,6 +10,9 @@ them):
 * every call is one transaction: ``write`` transactions take the database's
   writer lock first (``BEGIN IMMEDIATE`` / ``SELECT ... FOR UPDATE`` on a head
   row), read ones are a single consistent read;
+* a database opened ``read_only`` only reads: no table is created (a database
+  without them raises `StorageError`), writes raise `StorageError` before
+  reaching the driver, and the dialect opens its connection read-only;
 * driver exceptions never escape: a transient conflict (SQLite busy/locked,
   PostgreSQL serialization failure or deadlock) is retried a bounded number of
   times, everything else becomes a `StorageError` naming the database (never
@@ -154,17 +157,23 @@ class Database(abc.ABC):
     `run(work, write=..., what=...)` runs ``work(cursor)`` in one transaction
     (see the module rules) after making sure the tables exist at a schema
     version this toolkit reads. `lock` serialises the instance's callers
-    (the backends hold it around their in-memory state as well).
+    (the backends hold it around their in-memory state as well). With
+    `read_only`, nothing is created or written (see the module rules).
     """
 
     #: Appended to a ``SELECT`` of a head row that must lock it.
     for_update: ClassVar[str] = ""
 
-    def __init__(self, description: str, retries: int) -> None:
+    def __init__(self, description: str, retries: int, *, read_only: bool = False) -> None:
         if not isinstance(retries, int) or retries < 1:
             raise ValueError(f"retries must be a positive int, got {retries!r}")
         self.description = description
         self.retries = retries
+        self.read_only = bool(read_only)
+        #: Called with the transaction's `what` and cursor inside each write
+        #: transaction, after its work and before COMMIT: a seam for tests and
+        #: the demo (which holds a transaction open there to be killed in it).
+        self.before_commit: Callable[[str, Cursor], None] | None = None
         self.lock = threading.RLock()
         self._schema_ready = False
         _LIVE.add(self)
@@ -208,8 +217,13 @@ class Database(abc.ABC):
         """``work(cursor)`` in one transaction, retried on transient conflicts
         (then `StorageError` naming the database and the code)."""
         with self.lock:
+            if write and self.read_only:
+                raise StorageError(f"{what} in {self.description}: opened read-only")
             if not self._schema_ready:
                 self._ensure_schema()
+            hook = self.before_commit
+            if write and hook is not None:
+                return self._retrying(_then(work, hook, what), write=True, what=what)
             return self._retrying(work, write=write, what=what)
 
     def _retrying(self, work: Callable[[Cursor], T], *, write: bool, what: str) -> T:
@@ -228,6 +242,11 @@ class Database(abc.ABC):
 
     def _ensure_schema(self) -> None:
         version = self._retrying(self._read_version, write=False, what="read the schema version")
+        if version is None and self.read_only:
+            raise StorageError(
+                f"{self.description} holds no durability tables "
+                "(opened read-only: nothing was created)"
+            )
         if version is None:
             version = self._retrying(
                 self._create_schema, write=True, what="create the durability tables"
@@ -273,6 +292,17 @@ class Database(abc.ABC):
         self._forget_connection()
 
 
+def _then(
+    work: Callable[[Cursor], T], hook: Callable[[str, Cursor], None], what: str
+) -> Callable[[Cursor], T]:
+    def both(cursor: Cursor) -> T:
+        result = work(cursor)
+        hook(what, cursor)
+        return result
+
+    return both
+
+
 _LIVE: weakref.WeakSet[Database] = weakref.WeakSet()
 
 
@@ -306,6 +336,27 @@ class SqlBackend:
     def database(self) -> str:
         """The database, as named in messages (never with its password)."""
         return self._db.description
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the backend was opened with ``read_only=True``: it creates no
+        table, writes raise `StorageError`, and its connection only reads."""
+        return self._db.read_only
+
+    def catalog(self) -> dict[str, tuple[str, ...]]:
+        """The names of the WALs and caches this backend's database holds (those
+        written at least once), sorted: ``{"wal": (...), "cache": (...)}``.
+        One read; `StorageError` as for any call."""
+
+        def work(cursor: Cursor) -> dict[str, tuple[str, ...]]:
+            wals = cursor.fetch(f"SELECT wal FROM {WAL_HEADS}")
+            caches = cursor.fetch(f"SELECT cache FROM {CACHE_HEADS}")
+            return {
+                "wal": tuple(sorted(row[0] for row in wals)),
+                "cache": tuple(sorted(row[0] for row in caches)),
+            }
+
+        return self._db.run(work, write=False, what="list the WALs and caches")
 
     def close(self) -> None:
         """Release the connection; a later call opens a new one."""

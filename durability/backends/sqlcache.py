@@ -11,6 +11,7 @@ one indexed read, so every process sees every other's bindings at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ..artifact import EvidenceOutcomeCacheArtifact, EvidenceOutcomeCacheEntry, check_cache_entry
@@ -59,6 +60,25 @@ class SqlEvidenceOutcomeCache(SqlBackend):
             self._bind(cursor, entry, data)
 
         self._db.run(work, write=True, what=f"put into cache `{self._name}`")
+
+    def put_many(self, entries: Iterable[EvidenceOutcomeCacheEntry]) -> int:
+        """`put` every entry, in order, in one transaction (all or none);
+        return how many. What ``durability migrate`` uses to fill a cache."""
+        batch = list(entries)
+        for entry in batch:
+            check_cache_entry(entry)
+        encoded = [(entry.evidence_id, encode_item(entry)) for entry in batch]
+        name = self._name
+
+        def work(cursor: Cursor) -> None:
+            last = self._lock_head(cursor)
+            rows = [(name, key, last + i, data) for i, (key, data) in enumerate(encoded, 1)]
+            cursor.execute_many(_BIND, rows)
+            cursor.execute(_SET_HEAD, (last + len(rows), name))
+
+        if encoded:
+            self._db.run(work, write=True, what=f"put into cache `{name}`")
+        return len(encoded)
 
     def put_if_absent(self, entry: EvidenceOutcomeCacheEntry) -> EvidenceOutcomeCacheEntry:
         """First durable binding wins, across processes and hosts: return the

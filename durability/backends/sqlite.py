@@ -11,6 +11,13 @@ integers are signed 64-bit; text of one width keeps order and value).
 
 A WAL and a cache may share one database file, and several WALs (or caches)
 too, told apart by `name`.
+
+Opened with ``read_only=True`` the file is opened through a ``file:...?mode=ro``
+URI: it must exist, no table is created and nothing is written (SQLite itself
+may add its ``-wal`` and ``-shm`` files beside the database, as it does for
+any reader of a WAL-mode database). Where it cannot (a directory the user may
+only read) and the database has no ``-wal`` file, the file is read as
+immutable, one connection per call: right for a database nobody is writing.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from ..errors import StorageError
 from .sql import Cursor, Database, Retryable, schema_ddl
@@ -34,6 +42,8 @@ T = TypeVar("T")
 SYNCHRONOUS_LEVELS = ("FULL", "EXTRA", "NORMAL", "OFF")
 
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+#: What a ``mode=ro`` open fails with when SQLite cannot create its -shm file.
+_CANNOT_SHARE = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN)
 _ORPHANS: list[sqlite3.Connection] = []  # a parent's connections, never touched in a child
 
 PathArg = str | os.PathLike[str]
@@ -58,7 +68,13 @@ class SqliteDatabase(Database):
     backends below own one each)."""
 
     def __init__(
-        self, path: PathArg, *, synchronous: str, busy_timeout: float, retries: int
+        self,
+        path: PathArg,
+        *,
+        synchronous: str,
+        busy_timeout: float,
+        retries: int,
+        read_only: bool = False,
     ) -> None:
         raw = os.fspath(path)
         if not isinstance(raw, str) or raw in ("", ":memory:") or raw.startswith("file:"):
@@ -76,9 +92,10 @@ class SqliteDatabase(Database):
         self.path = os.path.abspath(raw)
         self.synchronous = level
         self.busy_timeout = float(busy_timeout)
-        super().__init__(self.path, retries)
+        super().__init__(self.path, retries, read_only=read_only)
         self._connection: sqlite3.Connection | None = None
         self._pid = 0
+        self._immutable = False  # read-only, where SQLite cannot share the file
 
     def encode_tick(self, tick: int) -> str:
         """20-digit zero-padded decimal text: as text, order is numeric order."""
@@ -98,6 +115,8 @@ class SqliteDatabase(Database):
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None and self._pid != os.getpid():
             self._forget_connection()
+        if self._connection is None and self.read_only:
+            self._connection, self._pid = self._connect_read_only(), os.getpid()
         if self._connection is None:
             if not os.path.exists(self.path):
                 # created owner-only, as the file backends' logs are (SQLite
@@ -120,13 +139,47 @@ class SqliteDatabase(Database):
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that cannot write: ``mode=ro`` (``immutable=1`` where
+        SQLite could not share the file); the file must exist."""
+        if not os.path.isfile(self.path):
+            raise StorageError(f"no SQLite database file at {self.path} (opened read-only)")
+        query = "mode=ro&immutable=1" if self._immutable else "mode=ro"
+        return sqlite3.connect(
+            f"file:{quote(self.path)}?{query}",
+            uri=True,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+
     def _attempt(self, work: Callable[[Cursor], T], *, write: bool, what: str) -> T:
+        try:
+            return self._attempt_once(work, write=write, what=what)
+        except StorageError as exc:
+            cause = exc.__cause__
+            code = getattr(cause, "sqlite_errorcode", None)
+            if (
+                not self.read_only
+                or self._immutable
+                or code is None
+                or code & 0xFF not in _CANNOT_SHARE
+                or os.path.exists(f"{self.path}-wal")
+            ):
+                raise
+            self.close()  # SQLite could not share the file: nobody writes it
+            self._immutable = True
+            return self._attempt_once(work, write=write, what=what)
+
+    def _attempt_once(self, work: Callable[[Cursor], T], *, write: bool, what: str) -> T:
         connection: sqlite3.Connection | None = None
         try:
             connection = self._connect()
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             result = work(_Cursor(connection))
             connection.execute("COMMIT")
+            if self._immutable:  # immutable: a new connection per call sees changes
+                self.close()
             return result
         except sqlite3.Error as exc:
             self._roll_back(connection)
@@ -175,7 +228,8 @@ class SqliteAgreementWal(SqlAgreementWal):
     ``wal_sync`` in one transaction) and `prune_through`. `synchronous` is
     SQLite's ``PRAGMA synchronous`` (``FULL``, ``EXTRA``, ``NORMAL`` or
     ``OFF``); `busy_timeout` how many seconds to wait for another writer
-    before a try fails; `retries` how many tries a call makes.
+    before a try fails; `retries` how many tries a call makes; `read_only`
+    opens an existing file without writing anything (see the module docs).
 
     >>> import tempfile, pathlib
     >>> from durability import VisibilityGateCrossing, AgreementLevel
@@ -194,9 +248,14 @@ class SqliteAgreementWal(SqlAgreementWal):
         synchronous: str = "FULL",
         busy_timeout: float = 30.0,
         retries: int = 3,
+        read_only: bool = False,
     ) -> None:
         database = SqliteDatabase(
-            path, synchronous=synchronous, busy_timeout=busy_timeout, retries=retries
+            path,
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+            retries=retries,
+            read_only=read_only,
         )
         super().__init__(database, name)
 
@@ -221,9 +280,14 @@ class SqliteEvidenceOutcomeCache(SqlEvidenceOutcomeCache):
         synchronous: str = "FULL",
         busy_timeout: float = 30.0,
         retries: int = 3,
+        read_only: bool = False,
     ) -> None:
         database = SqliteDatabase(
-            path, synchronous=synchronous, busy_timeout=busy_timeout, retries=retries
+            path,
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+            retries=retries,
+            read_only=read_only,
         )
         super().__init__(database, name)
 
