@@ -89,6 +89,37 @@ def _raw_overwriter(path: Path, size: int) -> Callable[[list[bytes]], float]:
     return write
 
 
+class SyncCounter:
+    """Counts ``os.fdatasync`` calls made while a side runs (the toolkit
+    looks ``os.fdatasync`` up at call time), to report how many appends
+    each flush covered."""
+
+    def __init__(self) -> None:
+        self.calls: list[None] = []  # list.append is atomic across threads
+        self.ops = 0
+
+    def wrap(self, run: Callable[[], float], ops: int) -> Callable[[], float]:
+        def counted_run() -> float:
+            real = os.fdatasync
+
+            def counted(fd: Any) -> None:
+                self.calls.append(None)
+                real(fd)
+
+            os.fdatasync = counted
+            try:
+                elapsed = run()
+            finally:
+                os.fdatasync = real
+            self.ops += ops
+            return elapsed
+
+        return counted_run
+
+    def per_sync(self) -> str:
+        return f"{self.ops / len(self.calls):.1f}" if self.calls else "n/a"
+
+
 def _threads_appending(wal: FileAgreementWal, lanes: list[list[WalEntry]]) -> float:
     """Seconds for one thread per lane to append its entries one at a time."""
     barrier = threading.Barrier(len(lanes) + 1)
@@ -150,6 +181,7 @@ def run(ctx: Context) -> list[Row]:
     """Every row of the append group."""
     rows: list[Row] = []
     rows += _single_appends(ctx)
+    rows.append(_software_cost(ctx))
     rows += _batches(ctx)
     rows += _group_commit(ctx)
     rows += _in_memory(ctx)
@@ -267,6 +299,63 @@ def _single_appends(ctx: Context) -> list[Row]:
     return rows
 
 
+def _software_cost(ctx: Context) -> Row:
+    """The toolkit's own cost per append, with the disk out of the picture:
+    appends under ``SyncPolicy.NONE`` vs ``os.write`` of the same bytes,
+    neither syncing."""
+    sizes = ctx.sizes
+    reps = sizes.warmup + sizes.reps
+    n = sizes.appends * 10
+    entries = Entries()
+    per_rep = [entries.take(n) for _ in range(reps)]
+    chunks = record_bytes([[e] for e in _flatten(per_rep)], ctx.path("capture"))
+    raw_work = Batches([chunks[i * n : (i + 1) * n] for i in range(reps)])
+    fd = os.open(ctx.path("raw-nosync.bin"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    wal = FileAgreementWal(ctx.path("nosync.log"), sync=SyncPolicy.NONE)
+    ours_work = Batches(per_rep)
+
+    def ours() -> float:
+        batch: list[WalEntry] = ours_work.next()
+        append = wal.append
+        start = time.perf_counter()
+        for entry in batch:
+            append(entry)
+        return time.perf_counter() - start
+
+    def raw() -> float:
+        batch: list[bytes] = raw_work.next()
+        write = os.write
+        start = time.perf_counter()
+        for chunk in batch:
+            write(fd, chunk)
+        return time.perf_counter() - start
+
+    series = interleave(
+        ctx,
+        "append without sync vs os.write",
+        [
+            Side("append, SyncPolicy.NONE", ours, n),
+            Side("raw os.write of the same bytes, no sync", raw, n),
+        ],
+        sizes.reps,
+        sizes.warmup,
+    )
+    overhead = (1 / series[0].median - 1 / series[1].median) * 1e6
+    detail = (
+        f"{n} appends per repetition, {sizes.reps} repetitions; the toolkit adds "
+        f"{overhead:.0f} µs of work per append on top of the write itself (medians)"
+    )
+
+    def profile_ours() -> object:
+        for entry in Entries.unique("profile").take(n):
+            wal.append(entry)
+        return None
+
+    return ratio_row(
+        "append_nosync_vs_raw_write", series[0], series[1], detail=detail, profile=profile_ours
+    )
+
+
 def _batches(ctx: Context) -> list[Row]:
     """``append_batch`` of 64 (one record, one sync) vs 64 raw writes per fdatasync."""
     sizes = ctx.sizes
@@ -351,10 +440,11 @@ def _group_commit(ctx: Context) -> list[Row]:
         return time.perf_counter() - start
 
     default_threads = min(32, (os.cpu_count() or 1) + 4)
+    count8, count256, count64 = SyncCounter(), SyncCounter(), SyncCounter()
     sides = [
         Side(
             f"{THREADS} threads, SyncPolicy.GROUP",
-            lambda: _threads_appending(group_wal, thread_work.next()),
+            count8.wrap(lambda: _threads_appending(group_wal, thread_work.next()), threads_n),
             threads_n,
         ),
         Side(
@@ -362,12 +452,12 @@ def _group_commit(ctx: Context) -> list[Row]:
         ),
         Side(
             f"{TASKS} tasks, asyncio.to_thread, default executor ({default_threads} threads)",
-            lambda: _tasks_appending(group_wal, task_work.next(), None),
+            count256.wrap(lambda: _tasks_appending(group_wal, task_work.next(), None), tasks_n),
             tasks_n,
         ),
         Side(
             f"{TASKS} tasks, asyncio.to_thread, 64-thread executor",
-            lambda: _tasks_appending(group_wal, task64_work.next(), 64),
+            count64.wrap(lambda: _tasks_appending(group_wal, task64_work.next(), 64), tasks_n),
             tasks_n,
         ),
         Side(
@@ -387,10 +477,18 @@ def _group_commit(ctx: Context) -> list[Row]:
 
     detail8 = (
         f"{THREADS} threads x {sizes.group_per_thread} appends per repetition, "
-        f"{sizes.reps} repetitions"
+        f"{sizes.reps} repetitions; appends per fdatasync (mean): {count8.per_sync()} "
+        f"(the physical limit assumes {THREADS})"
     )
     detail256 = (
-        f"{TASKS} tasks x {sizes.async_per_task} appends per repetition, {sizes.reps} repetitions"
+        f"{TASKS} tasks x {sizes.async_per_task} appends per repetition, {sizes.reps} "
+        f"repetitions; appends per fdatasync (mean): {count256.per_sync()} "
+        f"(the raw side: {PER_FLUSH})"
+    )
+    detail256_64 = (
+        f"{TASKS} tasks x {sizes.async_per_task} appends per repetition, {sizes.reps} "
+        f"repetitions; appends per fdatasync (mean): {count64.per_sync()} "
+        f"(the raw side: {PER_FLUSH})"
     )
     rows = [
         ratio_row("group8_vs_raw", series[0], series[1], detail=detail8, profile=profile_threads),
@@ -404,7 +502,7 @@ def _group_commit(ctx: Context) -> list[Row]:
             "can share a flush)",
             profile=profile_tasks,
         ),
-        ratio_row("async256_64threads_vs_raw", series[3], series[4], detail=detail256),
+        ratio_row("async256_64threads_vs_raw", series[3], series[4], detail=detail256_64),
         ratio_row("group8_vs_durable", series[0], series[5], detail=detail8),
     ]
     durable_wal.close()

@@ -168,6 +168,12 @@ CATALOG: tuple[RowSpec, ...] = (
     ),
     # -- context, no target ---------------------------------------------------
     RowSpec(
+        "append_nosync_vs_raw_write",
+        "append",
+        "append under SyncPolicy.NONE vs raw os.write of the same bytes, neither syncing "
+        "(the toolkit's own cost per append, disk out of the picture)",
+    ),
+    RowSpec(
         "append_vs_raw_prealloc",
         "append",
         "durable append vs raw pwrite+fdatasync into preallocated space (the file's size "
