@@ -62,7 +62,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--profile",
         action="store_true",
         help="profile our side of every missed target with pyinstrument "
-        "(profile-<row>.txt in --out)",
+        "(profile-<row>.txt in --out; the main thread only: use py-spy for threads)",
     )
     parser.add_argument(
         "--keep-scratch", action="store_true", help="keep the scratch files (in --out)"
@@ -100,7 +100,10 @@ def _profile(ctx: Context, rows: list[Row]) -> None:
         profiler = pyinstrument.Profiler(interval=0.0005)
         profiler.start()
         try:
-            row.profile()
+            started = time.perf_counter()
+            row.profile()  # one repetition, again until the profile has 2 s of samples
+            while time.perf_counter() - started < 2.0:
+                row.profile()
         except Exception:
             traceback.print_exc()
             ctx.log(f"profiling {row.spec.id} failed; no profile written")
