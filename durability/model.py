@@ -102,7 +102,13 @@ class FinalizationOutcome(enum.Enum):
     @property
     def rust_name(self) -> str:
         """The spelling used in stable identities (``Finalized``, ``TimedOut``, ...)."""
-        return "".join(part.capitalize() for part in self.value.split("_"))
+        return _OUTCOME_RUST[self]
+
+
+_OUTCOME_RUST = {
+    outcome: "".join(part.capitalize() for part in outcome.value.split("_"))
+    for outcome in FinalizationOutcome
+}
 
 
 class AgreementEvidenceKind(enum.Enum):
