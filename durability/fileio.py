@@ -169,12 +169,30 @@ class FileSystem:
         symbolic link at `path` is replaced, never followed."""
         temp = self._temp_beside(path, data)
         try:
-            os.replace(temp, path)
-        except OSError as exc:
+            self.rename(temp, path)
+        except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
-            raise StorageError(f"rename {temp} to {path}: {exc.strerror or exc}") from exc
+            raise
         self.sync_dir(os.path.dirname(path))
+
+    def rename(self, source: str, target: str) -> None:
+        """Rename `source` over `target` (``os.replace``: atomic, a link at
+        `target` is replaced, never followed)."""
+        try:
+            os.replace(source, target)
+        except OSError as exc:
+            raise StorageError(f"rename {source} to {target}: {exc.strerror or exc}") from exc
+
+    def link(self, source: str, target: str) -> bool:
+        """Hard-link `source` as `target`; False when `target` exists."""
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"create {target}: {exc.strerror or exc}") from exc
+        return True
 
     def create_atomically(self, path: str, data: bytes) -> bool:
         """Create `path` holding `data` unless it exists; never a partial file.
@@ -183,12 +201,7 @@ class FileSystem:
         """
         temp = self._temp_beside(path, data)
         try:
-            os.link(temp, path)
-            created = True
-        except FileExistsError:
-            created = False
-        except OSError as exc:
-            raise StorageError(f"create {path}: {exc.strerror or exc}") from exc
+            created = self.link(temp, path)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
