@@ -10,6 +10,7 @@ so a killed mutant stops at its first failure). A mutant the tests pass is a
     .venv/bin/python tests/reliability/mutate.py                   # every target
     .venv/bin/python tests/reliability/mutate.py planner index     # some targets
     .venv/bin/python tests/reliability/mutate.py --jobs 2 --report mutants.json
+    .venv/bin/python tests/reliability/mutate.py --retry mutants.json   # survivors only
 
 Prints one line per survivor (module, line, what changed) and the score,
 killed / (killed + survived); ``--report`` writes every result as JSON.
@@ -247,8 +248,15 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--report", type=Path)
     parser.add_argument("--list", action="store_true", help="only count the mutants")
+    parser.add_argument(
+        "--retry", type=Path, help="a --report of an earlier run: run its survivors again"
+    )
     args = parser.parse_args()
     work = [(m, s) for target in args.targets for m, s in mutants(target)]
+    if args.retry:
+        earlier = json.loads(args.retry.read_text())
+        survivors = {(m["module"], m["index"]) for m in earlier if m["outcome"] == "survived"}
+        work = [(m, s) for m, s in work if (m.module, m.index) in survivors]
     if args.list:
         for target in args.targets:
             print(target, sum(1 for m, _ in work if m.module == target))
@@ -267,6 +275,9 @@ def main() -> int:
         list(pool.map(worker, range(args.jobs)))
     for root in roots:
         shutil.rmtree(root, ignore_errors=True)
+    if args.retry:  # the earlier run's kills count; its survivors are what ran now
+        again = {(m.module, m.index) for m in results}
+        results += [Mutant(**m) for m in earlier if (m["module"], m["index"]) not in again]
     killed = sum(1 for m in results if m.outcome.startswith("killed"))
     for target in args.targets:
         mine = [m for m in results if m.module == target]

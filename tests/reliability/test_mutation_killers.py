@@ -154,3 +154,213 @@ def test_gates_at_none_cross_even_with_nothing_proven(tmp_path: Path) -> None:
     wal = FileAgreementWal(tmp_path / "wal.log")
     wal.append(gate("op", L.NONE, 1))
     assert wal.operation_summary("op").proven_level is L.NONE
+
+
+# -- small public surfaces nothing else exercised ---------------------------------------
+
+
+def test_a_plan_finds_each_decision_by_operation_and_none_for_others() -> None:
+    from durability import AgreementWalArtifact, DurableRecoveryPlan, EvidenceOutcomeCacheArtifact
+
+    wal = AgreementWalArtifact(
+        entries=[esc("a", L.NONE, L.SOFT_SAFE, 1), esc("b", L.NONE, L.PROVISIONAL, 2)]
+    )
+    plan = DurableRecoveryPlan.from_checkpoint(None, None, wal, EvidenceOutcomeCacheArtifact())
+    a, b = plan.decision("a"), plan.decision("b")
+    assert a is not None and a.operation_id == "a" and a.level is L.SOFT_SAFE
+    assert b is not None and b.operation_id == "b" and b.level is L.PROVISIONAL
+    assert plan.decision("c") is None
+
+
+def test_wal_sync_modes_refuse_unknown_kinds_and_print_as_written() -> None:
+    from durability import WalSyncMode
+
+    with pytest.raises(ValueError, match="unknown wal sync mode"):
+        WalSyncMode(kind="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="only a failure mode"):
+        WalSyncMode(kind="blocked", message="no")
+    assert repr(WalSyncMode.failure("down")) == "WalSyncMode.failure('down')"
+    assert repr(WalSyncMode.BLOCKED) == "WalSyncMode.BLOCKED"
+
+
+def test_a_wal_handler_exposes_its_wal_and_mode(tmp_path: Path) -> None:
+    from durability import AgreementWalHandler, InMemoryAgreementWal, WalSyncMode
+
+    class Inner:
+        def handle_effect(self, request: object) -> EffectOutcome:
+            return EffectOutcome.success()
+
+    wal = InMemoryAgreementWal()
+    handler = AgreementWalHandler(Inner(), wal, WalSyncMode.BLOCKED)
+    assert handler.wal is wal and handler.mode == WalSyncMode.BLOCKED
+
+
+def test_an_evidence_handler_refuses_a_resolver_it_cannot_call(tmp_path: Path) -> None:
+    from durability import EvidencePersistenceHandler, InMemoryEvidenceOutcomeCache
+
+    class Inner:
+        def handle_effect(self, request: object) -> EffectOutcome:
+            return EffectOutcome.success()
+
+    cache = InMemoryEvidenceOutcomeCache()
+    with pytest.raises(TypeError, match="resolver must be callable"):
+        EvidencePersistenceHandler(Inner(), cache, "ev-1")  # type: ignore[arg-type]
+    assert EvidencePersistenceHandler(Inner(), cache, lambda r: None).cache is cache
+
+
+def base_and(payload: bytes) -> bytes:
+    from durability import AgreementWalArtifact, PersistedDurabilityArtifact
+
+    base = PersistedDurabilityArtifact.agreement_wal(AgreementWalArtifact()).to_cbor()
+    return base + encode_record(RecordType.BASE_CHECKSUM, 0, payload)
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        [1, 2],
+        {"base_length": "94", "base_crc32": 1},
+        {"base_length": 94},
+        {"base_crc32": 1},
+    ],
+)
+def test_a_malformed_base_checksum_record_fails_closed(claim: object) -> None:
+    import cbor2
+
+    from durability import DecodeError
+
+    for payload in (cbor2.dumps(claim), framing.base_checksum_payload(b"x") + b"\x00"):
+        with pytest.raises(DecodeError, match="malformed base checksum record") as found:
+            scan_log(base_and(payload), name="wal.log")
+        assert found.value.path == "wal.log" and found.value.offset is not None
+
+
+def test_an_evidence_handler_answers_unavailable_when_put_if_absent_returns_nonsense() -> None:
+    from durability import EffectRequest, EvidencePersistenceHandler, InMemoryEvidenceOutcomeCache
+
+    class Odd(InMemoryEvidenceOutcomeCache):
+        def put_if_absent(self, entry: object) -> object:  # type: ignore[override]
+            return "bound"
+
+    class Inner:
+        def handle_effect(self, request: object) -> EffectOutcome:
+            return EffectOutcome.success(1)
+
+    handler = EvidencePersistenceHandler(Inner(), Odd(), lambda r: "ev")
+    outcome = handler.handle_effect(EffectRequest(interface_name="I", operation_name="o", tick=1))
+    assert outcome.failure is not None and "not a cache entry" in outcome.failure.message
+
+
+def test_an_async_evidence_handler_forwards_what_it_does_not_cache() -> None:
+    import asyncio
+
+    from durability import EffectRequest, EvidencePersistenceHandler, InMemoryEvidenceOutcomeCache
+
+    class Inner:
+        async def handle_effect(self, request: EffectRequest) -> EffectOutcome:
+            return EffectOutcome.success(request.tick)
+
+    handler = EvidencePersistenceHandler(Inner(), InMemoryEvidenceOutcomeCache(), lambda r: None)
+    request = EffectRequest(interface_name="I", operation_name="o", tick=4)
+    assert asyncio.run(handler.handle_effect(request)) == EffectOutcome.success(4)
+    assert handler.cache_snapshot().entries == ()
+
+
+def test_a_record_of_exactly_a_header_is_read_not_taken_for_a_cut_header() -> None:
+    empty = encode_record(RecordType.WAL_ENTRIES, 0, b"")
+    scan = scan_log(empty, name="x", origin=200)
+    assert scan.tail is None and [r.payload for r in scan.records] == [b""]
+    past = scan_log(header(5), name="x", origin=200)  # exactly a header, its payload gone
+    assert past.tail is not None and "runs past end of file" in past.tail.reason
+
+
+@pytest.mark.parametrize("zeros", [1, 10, 23, 24, 60])
+def test_zeros_from_a_record_boundary_are_reported_as_zeros_whatever_their_length(
+    zeros: int,
+) -> None:
+    record = encode_record(RecordType.WAL_ENTRIES, 0, b"\x80")
+    scan = scan_log(record + bytes(zeros), name="x", origin=200)
+    assert scan.tail is not None and scan.tail.kind is TailKind.TORN
+    assert scan.tail.offset == 200 + len(record)
+    assert scan.tail.reason.startswith(f"zero bytes from offset {200 + len(record)}")
+
+
+# -- the base and its checksum record ------------------------------------------------
+
+
+def test_an_undecodable_base_names_offset_zero_and_its_cause_once() -> None:
+    from durability import DecodeError
+
+    with pytest.raises(DecodeError) as found:
+        scan_log(b"\xff\x00\x01", name="wal.log")
+    assert found.value.offset == 0 and "base artifact is not valid CBOR (" in str(found.value)
+    assert str(found.value).count("decode persisted durability artifact") == 1
+
+
+def test_a_base_exactly_at_the_cap_is_read_and_one_byte_over_is_refused_at_offset_zero(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from durability import AgreementWalArtifact, ArtifactTooLargeError, PersistedDurabilityArtifact
+
+    base = PersistedDurabilityArtifact.agreement_wal(AgreementWalArtifact()).to_cbor()
+    data = base + encode_record(RecordType.BASE_CHECKSUM, 0, framing.base_checksum_payload(base))
+    monkeypatch.setattr(framing, "MAX_ARTIFACT_BYTES", len(base))
+    assert scan_log(data, name="x").base_verified
+    monkeypatch.setattr(framing, "MAX_ARTIFACT_BYTES", len(base) - 1)
+    with pytest.raises(ArtifactTooLargeError) as found:
+        scan_log(data, name="x")
+    assert found.value.offset == 0
+
+
+def test_an_undecodable_base_checksum_record_fails_closed_naming_it() -> None:
+    from durability import DecodeError
+
+    with pytest.raises(DecodeError, match="undecodable base checksum record") as found:
+        scan_log(base_and(b"\xff"), name="wal.log")
+    assert found.value.offset is not None and found.value.offset > 0
+
+
+def test_a_payload_running_past_the_end_says_how_much_is_there() -> None:
+    scan = scan_log(header(10) + b"abc", name="x", origin=50)
+    assert scan.tail is not None and "(10 bytes declared, 3 present)" in scan.tail.reason
+
+
+# -- the engine's descriptor ----------------------------------------------------------
+
+
+def open_descriptors() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_closing_an_instance_releases_its_descriptor(tmp_path: Path) -> None:
+    before = open_descriptors()
+    wal = FileAgreementWal(tmp_path / "wal.log")
+    assert open_descriptors() == before + 1
+    wal.close()
+    assert open_descriptors() == before
+
+
+def test_a_child_forked_while_a_parent_thread_writes_can_write_itself(tmp_path: Path) -> None:
+    import multiprocessing
+    import threading
+    import time
+
+    from durability.testing.faults import FaultyFileSystem
+
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, fs=FaultyFileSystem(write_chunk=1, write_pause=0.002))
+    writing = threading.Thread(target=wal.append, args=(gate("parent", L.NONE, 1),))
+    writing.start()
+    time.sleep(0.05)  # inside its write now: it holds the instance's lock
+    fork = multiprocessing.get_context("fork")
+    child = fork.Process(target=wal.append, args=(gate("child", L.NONE, 2),))
+    child.start()
+    child.join(20)
+    if child.is_alive():
+        child.kill()
+        child.join()
+    writing.join()
+    assert child.exitcode == 0, "the child inherited a lock held by a parent thread"
+    assert {e.operation_id for e in FileAgreementWal(path).load().entries} == {"parent", "child"}
