@@ -364,3 +364,92 @@ def test_a_child_forked_while_a_parent_thread_writes_can_write_itself(tmp_path: 
     writing.join()
     assert child.exitcode == 0, "the child inherited a lock held by a parent thread"
     assert {e.operation_id for e in FileAgreementWal(path).load().entries} == {"parent", "child"}
+
+
+def test_a_log_that_shrank_under_an_instance_fails_closed(tmp_path: Path) -> None:
+    from durability import DecodeError
+
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path)
+    wal.append(gate("a", L.NONE, 1))
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.truncate(size - 30)  # someone else cut what this instance already read
+    with pytest.raises(DecodeError, match="shrank") as found:
+        wal.load()
+    assert found.value.offset == size - 30
+
+
+def test_a_read_with_nothing_new_takes_no_lock_and_reads_nothing(tmp_path: Path) -> None:
+    from durability.testing.faults import FaultyFileSystem
+
+    fs = FaultyFileSystem()
+    wal = FileAgreementWal(tmp_path / "wal.log", fs=fs)
+    FileAgreementWal(tmp_path / "wal.log").append(gate("a", L.NONE, 1))
+    assert len(wal.load().entries) == 1  # catches up once
+    start = len(fs.calls)
+    wal.load()
+    wal.read_since(0)
+    assert [c.op for c in fs.calls[start:]] == ["stat", "stat"]
+
+
+def test_cutting_a_torn_tail_is_synced_before_the_log_is_used(tmp_path: Path) -> None:
+    from durability.testing.faults import FaultyFileSystem
+
+    path = tmp_path / "wal.log"
+    FileAgreementWal(path).append(gate("a", L.NONE, 1))
+    with open(path, "ab") as f:
+        f.write(b"\x01\x02\x03")
+    fs = FaultyFileSystem()
+    FileAgreementWal(path, fs=fs)
+    ops = [c.op for c in fs.calls]
+    assert "truncate" in ops and "sync" in ops[ops.index("truncate") :]
+
+
+def _child_reports_closing(wal: FileAgreementWal, fs: object, parent_fd: int, seen: int) -> None:
+    import os
+
+    closed = parent_fd in fs.closed[seen:]  # type: ignore[attr-defined]
+    wal.append(gate("child", L.NONE, 2))
+    os._exit(0 if closed else 3)
+
+
+def test_a_forked_child_closes_its_copy_of_the_parents_descriptor(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from durability.fileio import FileSystem
+
+    class Recorder(FileSystem):
+        def __init__(self) -> None:
+            self.closed: list[int] = []
+            self.opened: list[int] = []
+
+        def open_rw(self, path: str, *, create: bool = False) -> int:
+            fd = super().open_rw(path, create=create)
+            self.opened.append(fd)
+            return fd
+
+        def close(self, fd: int) -> None:
+            self.closed.append(fd)
+            super().close(fd)
+
+    fs = Recorder()
+    wal = FileAgreementWal(tmp_path / "wal.log", fs=fs)
+    wal.append(gate("parent", L.NONE, 1))
+    child = multiprocessing.get_context("fork").Process(
+        target=_child_reports_closing, args=(wal, fs, fs.opened[-1], len(fs.closed))
+    )
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0, "the child kept the parent's descriptor open"
+
+
+def test_a_read_only_instance_keeps_one_descriptor_however_often_it_reads(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    FileAgreementWal(path).append(gate("a", L.NONE, 1))
+    reader = FileAgreementWal(path, read_only=True)
+    before = open_descriptors()
+    for tick in range(2, 12):
+        FileAgreementWal(path).append(gate("a", L.NONE, tick))
+        assert len(reader.load().entries) == tick
+    assert open_descriptors() == before
