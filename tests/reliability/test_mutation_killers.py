@@ -453,3 +453,48 @@ def test_a_read_only_instance_keeps_one_descriptor_however_often_it_reads(tmp_pa
         FileAgreementWal(path).append(gate("a", L.NONE, tick))
         assert len(reader.load().entries) == tick
     assert open_descriptors() == before
+
+
+def test_a_read_only_instance_of_a_missing_log_closes_cleanly_and_follows_its_creation(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wal.log"
+    empty = FileAgreementWal(path, read_only=True)
+    assert empty.base_verified is False and empty.load().entries == ()
+    empty.close()
+    before = open_descriptors()
+    reader = FileAgreementWal(path, read_only=True)
+    FileAgreementWal(path).append(gate("a", L.NONE, 1))
+    assert len(reader.load().entries) == 1 and reader.base_verified
+    reader.close()
+    assert open_descriptors() == before
+
+
+def test_recovery_and_sync_must_be_their_enums(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="recovery must be a RecoveryMode"):
+        FileAgreementWal(tmp_path / "wal.log", recovery="point_in_time")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="sync must be a SyncPolicy"):
+        FileAgreementWal(tmp_path / "wal.log", sync="none")  # type: ignore[arg-type]
+
+
+def test_a_sync_naming_the_same_evidence_twice_writes_it_once() -> None:
+    from durability import AgreementState, AgreementWalHandler, InMemoryAgreementWal, WalSyncRequest
+    from tests.helpers import evidence
+
+    class Inner:
+        def handle_effect(self, request: object) -> EffectOutcome:
+            return EffectOutcome.success()
+
+    proof = evidence("op", "op/cert", L.SOFT_SAFE)
+    sync = WalSyncRequest(
+        operation_id="op",
+        downstream_coroutine_id="c",
+        gate_level=L.SOFT_SAFE,
+        agreement_state=AgreementState(operation_id="op", contract_name="k", level=L.SOFT_SAFE),
+        agreement_evidence=(proof, proof),
+        tick=1,
+    )
+    handler = AgreementWalHandler(Inner(), InMemoryAgreementWal())
+    assert handler.wal_sync(sync).is_success
+    kinds = [type(e).__name__ for e in handler.wal_snapshot().entries]
+    assert kinds == ["EvidenceProduced", "Escalation", "VisibilityGateCrossing"]
