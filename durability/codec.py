@@ -236,7 +236,8 @@ def configure_converter(c: cattrs.Converter) -> None:
     """Register every v1 hook on `c` (cattrs' ``preconf`` style).
 
     Hooks take the converter they are registered on. Records are generated
-    by factories on first use, so the order of registration does not matter.
+    by factories on first use; where two factories match a class, the one
+    registered last wins (so `EffectRequest`'s comes after the attrs one).
     """
     for primitive in (str, int, bool, bytes):
         c.register_structure_hook(primitive, _strict(primitive))
@@ -244,11 +245,13 @@ def configure_converter(c: cattrs.Converter) -> None:
     c.register_structure_hook_func(lambda t: t == WalEntry, _structure_entry(c))
     c.register_structure_hook(EffectOutcome, _structure_outcome(c))
     c.register_unstructure_hook(EffectOutcome, _unstructure_outcome)
+    c.register_structure_hook_factory(attrs.has, lambda cls: _structure_record(c, cls))
+    c.register_unstructure_hook_factory(attrs.has, lambda cls: _unstructure_record(c, cls))
+    # After the generic attrs factory: of two factories that both match, cattrs
+    # uses the one registered last, and a request's body must be checked.
     c.register_structure_hook_factory(
         lambda t: t is EffectRequest, lambda _t: _structure_request(c)
     )
-    c.register_structure_hook_factory(attrs.has, lambda cls: _structure_record(c, cls))
-    c.register_unstructure_hook_factory(attrs.has, lambda cls: _unstructure_record(c, cls))
 
 
 def make_converter() -> cattrs.Converter:

@@ -41,24 +41,38 @@ def _os_error(action: str, path: str, exc: OSError) -> StorageError:
     return StorageError(f"{action} {path}: {exc.strerror or exc}")
 
 
+def _open_regular(path: str, flags: int) -> int:
+    """Open `path` (never following a link, never blocking on a FIFO) and
+    refuse anything but a regular file."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | os.O_NONBLOCK, FILE_MODE)
+    except OSError as exc:
+        raise _os_error("open", path, exc) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError(f"open {path}: not a regular file")
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except OSError as exc:
+        os.close(fd)
+        raise _os_error("open", path, exc) from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class FileSystem:
     """Thin, replaceable wrappers around the `os` calls the backends use."""
 
     def open_rw(self, path: str, *, create: bool = False) -> int:
         """Open `path` for reading and writing (creating it 0600 if asked);
-        a symbolic link is refused, never followed."""
-        flags = os.O_RDWR | _NOFOLLOW | (os.O_CREAT if create else 0)
-        try:
-            return os.open(path, flags, FILE_MODE)
-        except OSError as exc:
-            raise _os_error("open", path, exc) from exc
+        a symbolic link, or anything but a regular file, is refused."""
+        return _open_regular(path, os.O_RDWR | (os.O_CREAT if create else 0))
 
     def open_ro(self, path: str) -> int:
-        """Open `path` read-only; a symbolic link is refused, never followed."""
-        try:
-            return os.open(path, os.O_RDONLY | _NOFOLLOW)
-        except OSError as exc:
-            raise _os_error("open", path, exc) from exc
+        """Open `path` read-only; a symbolic link, or anything but a regular
+        file (a FIFO would block the open forever), is refused."""
+        return _open_regular(path, os.O_RDONLY)
 
     def size(self, fd: int, path: str) -> int:
         """Current size of the open file."""
@@ -169,12 +183,30 @@ class FileSystem:
         symbolic link at `path` is replaced, never followed."""
         temp = self._temp_beside(path, data)
         try:
-            os.replace(temp, path)
-        except OSError as exc:
+            self.rename(temp, path)
+        except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
-            raise StorageError(f"rename {temp} to {path}: {exc.strerror or exc}") from exc
+            raise
         self.sync_dir(os.path.dirname(path))
+
+    def rename(self, source: str, target: str) -> None:
+        """Rename `source` over `target` (``os.replace``: atomic, a link at
+        `target` is replaced, never followed)."""
+        try:
+            os.replace(source, target)
+        except OSError as exc:
+            raise StorageError(f"rename {source} to {target}: {exc.strerror or exc}") from exc
+
+    def link(self, source: str, target: str) -> bool:
+        """Hard-link `source` as `target`; False when `target` exists."""
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"create {target}: {exc.strerror or exc}") from exc
+        return True
 
     def create_atomically(self, path: str, data: bytes) -> bool:
         """Create `path` holding `data` unless it exists; never a partial file.
@@ -183,12 +215,7 @@ class FileSystem:
         """
         temp = self._temp_beside(path, data)
         try:
-            os.link(temp, path)
-            created = True
-        except FileExistsError:
-            created = False
-        except OSError as exc:
-            raise StorageError(f"create {path}: {exc.strerror or exc}") from exc
+            created = self.link(temp, path)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -232,7 +259,9 @@ class FileSystem:
 
     def make_dirs(self, path: str) -> None:
         """Create directory `path` and any missing parents, owner-only (0700);
-        each new directory's entry is fsynced into its parent."""
+        each new directory's entry is fsynced into its parent. A symbolic
+        link at `path` is refused (`StorageError`), never followed."""
+        self.refuse_link(path)  # a planted link must not move writes elsewhere
         missing: list[str] = []
         current = os.path.abspath(path)
         while not os.path.isdir(current):
