@@ -40,7 +40,7 @@ from .backends.file import (
 )
 from .codec import decode_item, dumps
 from .effects import EffectRequest
-from .errors import DecodeError, StorageError
+from .errors import DecodeError, EncodeError, StorageError
 from .evidence import EvidencePersistenceHandler
 from .fileio import DEFAULT_FS, FileSystem
 from .handlers import AgreementWalHandler, WalSyncMode
@@ -92,7 +92,11 @@ def decode_checkpoint(data: bytes, path: Path, *, tick: int | None = None) -> Ch
     if obj.get("format") != CHECKPOINT_FORMAT:
         raise damaged(f"unknown checkpoint format {obj.get('format')!r}")
     claimed = obj.pop("crc32", None)  # absent in checkpoints of earlier versions
-    if claimed is not None and claimed != zlib.crc32(dumps(obj)):
+    try:
+        body = dumps(obj)
+    except EncodeError as exc:
+        raise damaged(f"not plain CBOR data ({exc})") from exc
+    if claimed is not None and claimed != zlib.crc32(body):
         raise damaged("checkpoint fails its checksum")
     named = _CHECKPOINT_NAME.match(path.name)
     expected = tick if tick is not None else int(named.group(1)) if named else None

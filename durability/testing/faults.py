@@ -23,7 +23,7 @@ Failing the k-th call site of an append::
     >>> wal = FileAgreementWal(path, fs=fs)
     >>> entry = VisibilityGateCrossing(operation_id="op", downstream_coroutine_id="c",
     ...                                gate_level=AgreementLevel.NONE, tick=1)
-    >>> start = len(fs.calls); wal.append(entry)
+    >>> start = len(fs.calls); _ = wal.append(entry)
     >>> ops = [call.op for call in fs.calls[start:]]  # e.g. lock, stat, write, sync
     >>> "write" in ops and "sync" in ops
     True

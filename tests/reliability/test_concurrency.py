@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from durability import EscalationOrderError
 from durability.backends.file import (
     FileAgreementWal,
@@ -163,14 +161,6 @@ class SlowSyncTracking(PowerLossFileSystem):
         super().write_at(fd, data, offset, path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: under SyncPolicy.GROUP an append can return before its record is written "
-        "or synced (LogEngine._append sets ticket.done before the leader's pwrite and "
-        "fdatasync; a follower woken by the previous leader's notify_all then returns)"
-    ),
-)
 def test_a_group_commit_append_returns_only_after_its_record_is_synced(tmp_path: Path) -> None:
     path = tmp_path / "wal.log"
     fs = SlowSyncTracking()

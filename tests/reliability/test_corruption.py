@@ -125,15 +125,6 @@ def test_a_flipped_bit_anywhere_in_a_log_is_detected_in_every_recovery_mode(
     figure(f"corruption-log-{small_log.kind}", offsets=len(small_log.data), **tally)
 
 
-PIT_BASE_BUG = (
-    "BUG: POINT_IN_TIME keeps a damaged toolkit base: a flip that makes the base "
-    "decode shorter (e.g. a map key's header byte) moves the damage to the record "
-    "the reader expects after it; LogEngine._on_tail then cuts there, removing the "
-    "BASE_CHECKSUM record that would have proven the base damaged"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=PIT_BASE_BUG)
 def test_point_in_time_never_keeps_a_damaged_base(tmp_path: Path) -> None:
     for kind in ("wal", "cache"):
         log = SmallLog(tmp_path / f"{kind}.log", kind)
@@ -202,10 +193,6 @@ def test_a_flipped_artifact_is_a_typed_error_or_a_v1_artifact(kind: str, tmp_pat
 
 # -- checkpoints --------------------------------------------------------------------
 
-CHECKPOINT_BUG = (
-    "BUG: a checkpoint carries no checksum: store.decode_checkpoint accepts a flipped "
-    "bit in its state bytes or recovery metadata and returns different data"
-)
 CHECKPOINT_OFFSET_BUG = (
     "BUG: store.decode_checkpoint raises DecodeError without an offset ('not a "
     "checkpoint', 'unknown checkpoint format', 'tick or state field is wrong', "
@@ -254,7 +241,6 @@ def test_a_flipped_checkpoint_raises_only_decode_errors_naming_the_file(tmp_path
     figure("corruption-checkpoint", offsets=len(path.read_bytes()), **tally)
 
 
-@pytest.mark.xfail(strict=True, reason=CHECKPOINT_BUG)
 def test_a_flipped_checkpoint_never_loads_as_different_data(tmp_path: Path) -> None:
     store, path, original = checkpoint_file(tmp_path)
     for flipped, result in flipped_checkpoints(store, path):
@@ -262,7 +248,6 @@ def test_a_flipped_checkpoint_never_loads_as_different_data(tmp_path: Path) -> N
             assert (result.state, result.metadata) == (original.state, original.metadata), flipped
 
 
-@pytest.mark.xfail(strict=True, reason=CHECKPOINT_OFFSET_BUG)
 def test_a_damaged_checkpoint_error_names_its_offset(tmp_path: Path) -> None:
     store, path, _ = checkpoint_file(tmp_path)
     for flipped, result in flipped_checkpoints(store, path):

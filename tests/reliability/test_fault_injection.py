@@ -162,29 +162,14 @@ def attempt(case: LogCase, path: Path, fs: FaultyFileSystem, k: int | None, faul
     return log, raised, [call.op for call in fs.calls[start:]]
 
 
-DISK_GONE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: when a write fails and the disk stays gone, an append reports success: "
-        "LogEngine._append marks each ticket done before its pwrite, then its failure "
-        "path calls _rebuild, whose stat raises; _write_batch gives that error only to "
-        "tickets not done, so none gets it and write() returns (handlers then cross the "
-        "gate / answer from a binding that is not on disk)"
-    ),
-)
-
-
 def sticky_params(cases: list[Any]) -> list[Any]:
-    """Each case once and from-then-on; the from-then-on runs of a write that
-    must rebuild memory fail today (DISK_GONE_BUG)."""
+    """Each case once and from-then-on (the disk stays gone)."""
     params = []
     for case in cases:
         name = getattr(case, "name", str(case))
         for sticky in (False, True):
-            known = sticky and name != "unsynced append then sync"
-            marks = [DISK_GONE_BUG] if known else []
             ident = f"{name}-{'from-then-on' if sticky else 'once'}"
-            params.append(pytest.param(case, sticky, marks=marks, id=ident))
+            params.append(pytest.param(case, sticky, id=ident))
     return params
 
 

@@ -100,14 +100,6 @@ def test_a_link_planted_at_the_checkpoints_directory_is_refused_for_writing(tmp_
     assert list(outside.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: StateDirectory.checkpoint_ticks/load_checkpoint/latest_checkpoint read "
-        "through a symbolic link planted at checkpoints/ (store.py never checks the "
-        "directory; O_NOFOLLOW guards only the file name)"
-    ),
-)
 def test_a_link_planted_at_the_checkpoints_directory_is_never_read(tmp_path: Path) -> None:
     elsewhere = StateDirectory(tmp_path / "elsewhere")
     elsewhere.checkpoint(5, b"not yours")

@@ -266,12 +266,6 @@ def test_acknowledged_wal_syncs_survive_every_kill_and_no_gate_outruns_its_facts
 # -- group commit: threads sharing one instance --------------------------------------
 
 THREADS = 4
-GROUP_BUG = (
-    "BUG: under SyncPolicy.GROUP a follower's append can return before the leader "
-    "wrote and synced its record (LogEngine._append marks each ticket done before "
-    "the pwrite/fdatasync, and a follower woken by the previous leader's notify_all "
-    "sees done=True); a kill then loses an acknowledged append"
-)
 
 
 def group_appends(path: Path, t: int, fs: FaultyFileSystem, ack: Ack) -> None:
@@ -289,7 +283,6 @@ def group_appends(path: Path, t: int, fs: FaultyFileSystem, ack: Ack) -> None:
         worker.join()
 
 
-@pytest.mark.xfail(strict=True, reason=GROUP_BUG)
 def test_group_commit_keeps_every_acknowledged_append_of_every_thread(tmp_path: Path) -> None:
     path, r, tally = tmp_path / "wal.log", rng("crash-group"), Tally("crash-group")
     durable: list[WalEntry] = []
