@@ -33,6 +33,7 @@ def test_the_sql_example_prints_what_the_readme_shows(
     assert (tmp_path / "state.db").exists()
 
 
-def test_the_section_sits_right_before_the_command_line() -> None:
+def test_the_section_sits_right_before_surviving_a_failover_then_the_command_line() -> None:
     headings = re.findall(r"^## (.*)$", README.read_text(), re.M)
-    assert headings[headings.index("SQL backends") + 1] == "Command line"
+    at = headings.index("SQL backends")
+    assert headings[at + 1 : at + 3] == ["Surviving a failover", "Command line"]
