@@ -206,6 +206,74 @@ CATALOG: tuple[RowSpec, ...] = (
         "handlers",
         "in-memory evidence cache get with 100k entries",
     ),
+    RowSpec(
+        "sqlite_append_vs_file",
+        "sql",
+        "SQLite (`SqliteAgreementWal`, synchronous=FULL): durable append, one commit each, vs "
+        "the file backend "
+        "(`FileAgreementWal`, SyncPolicy.DURABLE), same run (rate ratio)",
+    ),
+    RowSpec(
+        "sqlite_batch64_vs_file",
+        "sql",
+        "SQLite (`SqliteAgreementWal`, synchronous=FULL): `append_batch` of 64 vs the file "
+        "backend's, same run (rate ratio)",
+    ),
+    RowSpec(
+        "sqlite_cold_load_vs_file",
+        "sql",
+        "SQLite (`SqliteAgreementWal`, synchronous=FULL): cold load (open + load) of 20,000 "
+        "entries vs the file backend's, "
+        "same run (time ratio)",
+    ),
+    RowSpec(
+        "sqlite_plan_vs_file",
+        "sql",
+        "SQLite (`SqliteAgreementWal`, synchronous=FULL): open + plan over a 20,000-entry WAL vs "
+        "the file backend's, "
+        "same run (time ratio)",
+    ),
+    RowSpec(
+        "sqlite_4procs_vs_file",
+        "sql",
+        "SQLite (`SqliteAgreementWal`, synchronous=FULL): 4 processes appending to one WAL vs "
+        "the file backend, "
+        "same run (rate ratio)",
+    ),
+    RowSpec(
+        "postgres_append_vs_file",
+        "sql",
+        "PostgreSQL (`PostgresAgreementWal`, private server, synchronous_commit=on): durable "
+        "append, one commit each, vs the file backend "
+        "(`FileAgreementWal`, SyncPolicy.DURABLE), same run (rate ratio)",
+    ),
+    RowSpec(
+        "postgres_batch64_vs_file",
+        "sql",
+        "PostgreSQL (`PostgresAgreementWal`, private server, synchronous_commit=on): "
+        "`append_batch` of 64 vs the file backend's, same run (rate ratio)",
+    ),
+    RowSpec(
+        "postgres_cold_load_vs_file",
+        "sql",
+        "PostgreSQL (`PostgresAgreementWal`, private server, synchronous_commit=on): cold load "
+        "(open + load) of 20,000 entries vs the file backend's, "
+        "same run (time ratio)",
+    ),
+    RowSpec(
+        "postgres_plan_vs_file",
+        "sql",
+        "PostgreSQL (`PostgresAgreementWal`, private server, synchronous_commit=on): open + plan "
+        "over a 20,000-entry WAL vs the file backend's, "
+        "same run (time ratio)",
+    ),
+    RowSpec(
+        "postgres_4procs_vs_file",
+        "sql",
+        "PostgreSQL (`PostgresAgreementWal`, private server, synchronous_commit=on): 4 processes "
+        "appending to one WAL vs the file backend, "
+        "same run (rate ratio)",
+    ),
 )
 
 
