@@ -41,12 +41,14 @@ from ..limits import ENTRY_DEPTH, MAX_DEPTH
 __all__ = [
     "CACHE_ENTRIES",
     "CACHE_HEADS",
+    "CACHE_INTENTS",
     "SCHEMA_TABLE",
     "SQL_SCHEMA_VERSION",
     "WAL_ENTRIES",
     "WAL_HEADS",
     "Cursor",
     "Database",
+    "OpenTransaction",
     "Retryable",
     "SqlBackend",
     "decode_cache_entry",
@@ -67,6 +69,7 @@ WAL_HEADS = "durability_wal_heads"
 WAL_ENTRIES = "durability_wal_entries"
 CACHE_HEADS = "durability_cache_heads"
 CACHE_ENTRIES = "durability_cache_entries"
+CACHE_INTENTS = "durability_cache_intents"
 
 
 def schema_ddl(*, bigint: str, blob: str, tick: str) -> list[str]:
@@ -101,6 +104,27 @@ def schema_ddl(*, bigint: str, blob: str, tick: str) -> list[str]:
             entry {blob} NOT NULL,
             PRIMARY KEY (cache, evidence_id))""",
         f"CREATE INDEX {CACHE_ENTRIES}_order ON {CACHE_ENTRIES} (cache, position)",
+        *intents_ddl(bigint=bigint, blob=blob),
+    ]
+
+
+def intents_ddl(*, bigint: str, blob: str) -> list[str]:
+    """The statements creating the intents table (API.md §11), part of schema
+    version 1 since it is additive: a database created before it gets it on
+    its first intent write, and earlier toolkits ignore it. One row per
+    evidence id holding its latest attempt, whether that attempt was
+    withdrawn, its recording position (the cache head's counter) and the
+    intent's CBOR (``specs/effects.md``)."""
+    return [
+        f"""CREATE TABLE {CACHE_INTENTS} (
+            cache TEXT NOT NULL,
+            evidence_id TEXT NOT NULL,
+            attempt {bigint} NOT NULL CHECK (attempt > 0),
+            withdrawn INTEGER NOT NULL CHECK (withdrawn IN (0, 1)),
+            position {bigint} NOT NULL,
+            intent {blob} NOT NULL,
+            PRIMARY KEY (cache, evidence_id))""",
+        f"CREATE INDEX {CACHE_INTENTS}_open ON {CACHE_INTENTS} (cache, withdrawn, position)",
     ]
 
 
@@ -117,6 +141,24 @@ class Cursor(Protocol):
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement once per parameter row (one round trip where the
         driver can pipeline)."""
+
+
+class OpenTransaction(Protocol):
+    """A write transaction a dialect began (`Database._open`) and left open
+    for ``transaction()`` of the SQL caches: the driver's `connection`,
+    `run` for the toolkit's own statements in it, then `commit` or
+    `roll_back`. Driver errors become `StorageError`."""
+
+    connection: Any
+
+    def run(self, work: Callable[[Cursor], T]) -> T:
+        """``work(cursor)`` inside the transaction; on any error it is rolled back."""
+
+    def commit(self) -> None:
+        """Commit (`StorageError` if that fails; rolled back then)."""
+
+    def roll_back(self) -> None:
+        """Roll back; never raises."""
 
 
 class Retryable(Exception):
@@ -167,6 +209,9 @@ class Database(abc.ABC):
         self.retries = retries
         self.lock = threading.RLock()
         self._schema_ready = False
+        #: The transaction ``transaction()`` holds open, if any (under `lock`).
+        self.open_transaction: OpenTransaction | None = None
+        self.intents_ready = False  # the intents table is known to exist
         _LIVE.add(self)
 
     # -- the dialect -------------------------------------------------------------
@@ -178,8 +223,20 @@ class Database(abc.ABC):
         and propagate."""
 
     @abc.abstractmethod
+    def _table_exists(self, cursor: Cursor, table: str) -> bool:
+        """Whether `table` exists (where this connection creates tables)."""
+
+    @abc.abstractmethod
+    def _open(self, what: str) -> OpenTransaction:
+        """Begin a write transaction and leave it open (`Retryable` when the
+        database is busy)."""
+
+    @abc.abstractmethod
+    def contains_sql(self, column: str) -> str:
+        """A condition: the bytes of `column` contain the parameter's bytes."""
+
     def _schema_exists(self, cursor: Cursor) -> bool:
-        """Whether the schema version table exists."""
+        return self._table_exists(cursor, SCHEMA_TABLE)
 
     @abc.abstractmethod
     def _ddl(self) -> list[str]:
@@ -208,6 +265,11 @@ class Database(abc.ABC):
         """``work(cursor)`` in one transaction, retried on transient conflicts
         (then `StorageError` naming the database and the code)."""
         with self.lock:
+            if self.open_transaction is not None:
+                raise StorageError(
+                    f"{what} in {self.description}: the backend's connection is inside an "
+                    "open transaction() of this thread; use that connection until it ends"
+                )
             if not self._schema_ready:
                 self._ensure_schema()
             return self._retrying(work, write=write, what=what)
@@ -270,6 +332,7 @@ class Database(abc.ABC):
 
     def _after_fork(self) -> None:
         self.lock = threading.RLock()
+        self.open_transaction = None
         self._forget_connection()
 
 
