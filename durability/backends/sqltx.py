@@ -26,7 +26,8 @@ effect's writes and its binding commit together or not at all:
   effect is in doubt, and a binding's absence proves it did not happen
   (``reconcile=lambda request, evidence_id: None``, or ``AT_LEAST_ONCE``).
 
-A second ``transaction()`` block in the same effect joins the parked one.
+A second ``transaction()`` block in the same effect joins the parked one (in
+a savepoint: if that block raises, its own writes are undone).
 While a transaction is open, other calls of the cache from the same thread
 raise `StorageError` (use the yielded connection); other threads wait.
 """
@@ -123,8 +124,9 @@ def open_transaction(cache: SqlCache) -> Iterator[Any]:
     db: Database = cache._db
     scope = current_effect_scope()
     joining = scope is not None and scope.cache is cache
-    if scope is not None and joining and scope.parked is not None:
-        yield scope.parked.connection  # a second block of the same effect joins the first
+    if scope is not None and joining and isinstance(scope.parked, _Parked):
+        with scope.parked.savepoint():  # a second block of the same effect joins the first
+            yield scope.parked.connection
         return
     what = f"transaction() of cache `{cache.name}`"
     db.lock.acquire()
@@ -155,6 +157,7 @@ class _Parked:
     def __init__(self, cache: SqlCache, db: Database, handle: OpenTransaction):
         self._cache, self._db, self._handle = cache, db, handle
         self._done = False
+        self._savepoints = 0
 
     @property
     def connection(self) -> Any:
@@ -183,6 +186,20 @@ class _Parked:
         finally:
             self._db.open_transaction = None
             self._db.lock.release()
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A block joining this transaction: its own writes are undone if it
+        raises (``ROLLBACK TO SAVEPOINT``), the earlier blocks' are kept."""
+        self._savepoints += 1
+        name = f"durability_block_{self._savepoints}"
+        self._handle.run(lambda cursor: cursor.execute(f"SAVEPOINT {name}"))
+        try:
+            yield
+        except BaseException:
+            self._handle.run(lambda cursor: cursor.execute(f"ROLLBACK TO SAVEPOINT {name}"))
+            raise
+        self._handle.run(lambda cursor: cursor.execute(f"RELEASE SAVEPOINT {name}"))
 
     def roll_back(self) -> None:
         """Roll the effect's writes back."""

@@ -124,6 +124,24 @@ class SqlEffectCases:
         assert self._handler(cache, Pay(cache, blocks=2)).handle_effect(payment()).is_success
         assert self._rows(tmp_path) == [(ID, 5), (ID, 5)]
 
+    def test_a_joining_block_that_raises_undoes_only_its_own_writes(self, tmp_path: Path) -> None:
+        cache = self._sink(tmp_path)
+
+        class Careful(Pay):
+            def handle_effect(self, request: EffectRequest) -> EffectOutcome:
+                outcome = super().handle_effect(request)  # one row, parked
+                try:
+                    with cache.transaction() as connection:
+                        connection.execute("INSERT INTO payments VALUES ('extra', 1)")
+                        raise LookupError("second thoughts")
+                except LookupError:
+                    pass
+                return outcome
+
+        assert self._handler(cache, Careful(cache)).handle_effect(payment()).is_success
+        assert self._rows(tmp_path) == [(ID, 5)]
+        assert cache.get(ID) is not None
+
     def test_an_effect_raising_after_its_writes_leaves_no_write(self, tmp_path: Path) -> None:
         cache = self._sink(tmp_path)
         handler = self._handler(cache, Pay(cache, TimeoutError("no answer")))
