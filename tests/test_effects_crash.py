@@ -46,7 +46,7 @@ KILLS = int(os.environ.get("DURABILITY_CRASH_KILLS", "100"))
 SEED = int(os.environ.get("DURABILITY_CRASH_SEED", "20151"))
 #: A kill lands this long (uniformly) after the child says it is ready; an
 #: effect takes a few fsyncs, so most kills land inside one.
-MAX_DELAY = 0.04
+MAX_DELAY = 0.02
 READY_TIMEOUT = 30.0
 
 if "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover
@@ -135,11 +135,11 @@ def open_cache(mode: Mode, directory: Path) -> Any:
     return FileEvidenceOutcomeCache(directory / "evidence.log")
 
 
-def child(mode: Mode, directory: Path, ready: Any, last: bool) -> None:
+def child(mode: Mode, directory: Path, ready: Any, last: bool, hint: int) -> None:
     """Open everything, tell the parent how many effects were ever started,
     then revisit what is in doubt and perform new effects forever (until
     killed); or, as the `last` run, call every effect started so far once
-    more and exit."""
+    more and exit. `hint`: every effect below it was started."""
     cache = open_cache(mode, directory)
     sink: Any = (
         TableSink(cache)
@@ -153,7 +153,7 @@ def child(mode: Mode, directory: Path, ready: Any, last: bool) -> None:
         sink, cache, lambda r: r.body["id"], semantics=mode.semantics, reconcile=reconcile
     )
     doubts = [int(intent.evidence_id[1:]) for intent in cache.in_doubt()]
-    new = 0
+    new = hint
     while cache.get_intent(eid(new)) is not None:
         new += 1
     ready.send(new)
@@ -168,9 +168,9 @@ def child(mode: Mode, directory: Path, ready: Any, last: bool) -> None:
 # -- the parent ------------------------------------------------------------------------
 
 
-def start(mode: Mode, directory: Path, *, last: bool = False) -> tuple[Any, int]:
+def start(mode: Mode, directory: Path, hint: int, *, last: bool = False) -> tuple[Any, int]:
     receive, send = FORK.Pipe(duplex=False)
-    process = FORK.Process(target=child, args=(mode, directory, send, last))
+    process = FORK.Process(target=child, args=(mode, directory, send, last, hint))
     process.start()
     send.close()
     if not receive.poll(READY_TIMEOUT):
@@ -178,14 +178,6 @@ def start(mode: Mode, directory: Path, *, last: bool = False) -> tuple[Any, int]
         pytest.fail(f"the {mode.name} child did not start within {READY_TIMEOUT:.0f}s")
     started: int = receive.recv()
     return process, started
-
-
-def in_doubt_now(mode: Mode, directory: Path) -> set[str]:
-    cache = open_cache(mode, directory)
-    try:
-        return {intent.evidence_id for intent in cache.in_doubt()}
-    finally:
-        cache.close()
 
 
 def sink_ids(mode: Mode, directory: Path) -> list[str]:
@@ -205,20 +197,21 @@ def test_effects_survive_random_kills(
     rng = random.Random(f"{SEED}/{mode.name}")
     began = time.monotonic()
     doubts: set[str] = set()
-    grew_by_one = 0
+    grew_by_one = started = 0
+    watcher = open_cache(mode, tmp_path)  # reads what each child left, incrementally
     for _kill in range(KILLS):
-        process, _ = start(mode, tmp_path)
+        process, started = start(mode, tmp_path, started)
         time.sleep(rng.uniform(0, MAX_DELAY))
         os.kill(process.pid, signal.SIGKILL)
         process.join()
         assert process.exitcode == -signal.SIGKILL, f"the child ended by itself: {process.exitcode}"
-        now = in_doubt_now(mode, tmp_path)
+        now = {intent.evidence_id for intent in watcher.in_doubt()}
         if mode.semantics is EffectSemantics.AT_MOST_ONCE and not mode.reconcile:
             assert doubts <= now, "an effect left in doubt was settled without an operator"
             assert len(now - doubts) <= 1, f"one kill left {sorted(now - doubts)} in doubt"
         grew_by_one += len(now - doubts)
         doubts = now
-    last, effects = start(mode, tmp_path, last=True)
+    last, effects = start(mode, tmp_path, started, last=True)
     last.join(120)
     assert last.exitcode == 0, f"the last {mode.name} run failed: {last.exitcode}"
 
