@@ -109,12 +109,8 @@ def schema_ddl(*, bigint: str, blob: str, tick: str) -> list[str]:
 
 
 def intents_ddl(*, bigint: str, blob: str) -> list[str]:
-    """The statements creating the intents table (API.md §11), part of schema
-    version 1 since it is additive: a database created before it gets it on
-    its first intent write, and earlier toolkits ignore it. One row per
-    evidence id holding its latest attempt, whether that attempt was
-    withdrawn, its recording position (the cache head's counter) and the
-    intent's CBOR (``specs/effects.md``)."""
+    """The intents table (API.md §11, ``specs/effects.md``): additive, so still
+    schema version 1 (an older database gets it on its first intent write)."""
     return [
         f"""CREATE TABLE {CACHE_INTENTS} (
             cache TEXT NOT NULL,
