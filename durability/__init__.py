@@ -52,6 +52,13 @@ from .errors import (
 from .evidence import EvidencePersistenceHandler
 from .handlers import AgreementWalHandler, WalSyncMode
 from .index import OperationSummary
+from .intents import (
+    EffectIntent,
+    EffectSemantics,
+    EffectSemanticsWarning,
+    current_idempotency_key,
+    request_digest,
+)
 from .model import (
     AgreementEvidence,
     AgreementEvidenceKind,
@@ -78,6 +85,11 @@ from .urls import open_cache, open_wal
 __version__ = "0.1.0"
 
 __all__ = [
+    "EffectIntent",
+    "EffectSemantics",
+    "EffectSemanticsWarning",
+    "current_idempotency_key",
+    "request_digest",
     "open_wal",
     "open_cache",
     "SqliteAgreementWal",

@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from . import render_actions
+from .cli_effects import add_commands as add_effect_commands
 from .commands import (
     cmd_export,
     cmd_inspect,
@@ -286,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--append", action="store_true", help="copy after what DST holds instead of refusing"
     )
     copy.set_defaults(run=cmd_migrate)
+    add_effect_commands(sub, common)
     return parser
 
 

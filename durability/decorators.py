@@ -14,8 +14,9 @@ from typing import Any, Protocol, TypeVar, cast
 from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact, WalSyncRequest
 from .backends.protocols import AgreementWal, EvidenceOutcomeCache
 from .effects import EffectOutcome, EffectRequest
-from .evidence import EvidencePersistenceHandler, EvidenceResolver
+from .evidence import EvidencePersistenceHandler, EvidenceResolver, Reconciler
 from .handlers import AgreementWalHandler, WalSyncMode
+from .intents import EffectSemantics
 
 __all__ = [
     "EvidenceCachedFunction",
@@ -82,14 +83,21 @@ def _as_function(func: Callable[[EffectRequest], R], handler: Any) -> Callable[[
 
 
 def evidence_cached(
-    cache: EvidenceOutcomeCache, resolver: EvidenceResolver
+    cache: EvidenceOutcomeCache,
+    resolver: EvidenceResolver,
+    *,
+    semantics: EffectSemantics = EffectSemantics.AT_MOST_ONCE,
+    reconcile: Reconciler | None = None,
 ) -> Callable[[Callable[[EffectRequest], R]], EvidenceCachedFunction[R]]:
     """Decorate a function ``f(request) -> EffectOutcome`` (or ``async def``)
-    with the behaviour of `EvidencePersistenceHandler`.
+    with the behaviour of `EvidencePersistenceHandler`, intents, `semantics`
+    and `reconcile` included (API.md §11).
 
     The result is still called as ``f(request)`` (awaitable when `f` is) and
     also has ``f.cached_outcome(evidence_id)`` and ``f.cache_snapshot()``.
-    Cache errors become ``UNAVAILABLE`` failures, as with the class.
+    Cache errors become ``UNAVAILABLE`` failures, as with the class; the
+    checks on `semantics` and `reconcile` (`TypeError`,
+    `EffectSemanticsWarning`) run when the function is decorated.
 
     >>> from durability import InMemoryEvidenceOutcomeCache
     >>> @evidence_cached(InMemoryEvidenceOutcomeCache(), lambda r: f"ev-{r.tick}")
@@ -102,7 +110,9 @@ def evidence_cached(
     """
 
     def decorate(func: Callable[[EffectRequest], R]) -> EvidenceCachedFunction[R]:
-        handler = EvidencePersistenceHandler(_FunctionHandler(func), cache, resolver)
+        handler = EvidencePersistenceHandler(
+            _FunctionHandler(func), cache, resolver, semantics=semantics, reconcile=reconcile
+        )
         wrapped: Any = _as_function(func, handler)
         wrapped.cached_outcome = handler.cached_outcome
         wrapped.cache_snapshot = handler.cache_snapshot

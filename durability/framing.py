@@ -66,6 +66,12 @@ class RecordType(enum.IntEnum):
     WAL_ENTRIES = 2
     #: A CBOR array of evidence outcome cache entries, each replacing its id.
     CACHE_BINDINGS = 3
+    #: A CBOR array of effect intents (cache logs only; ``specs/effects.md``):
+    #: each makes its attempt the latest of its evidence id, in doubt.
+    INTENTS = 4
+    #: A CBOR array of ``{"evidence_id": id, "attempt": n}``: each withdraws
+    #: that attempt (it did not happen).
+    INTENT_WITHDRAWALS = 5
 
 
 @attrs.frozen(kw_only=True)
@@ -346,7 +352,7 @@ class LogReader:
             )
         rtype, reserved, rseq, length, payload_crc = header
         if rtype not in RecordType._value2member_map_:
-            return Failure(f"unknown record type {rtype}")
+            return Failure(f"unknown record type {rtype}", newer=True)
         if reserved != _RESERVED:
             return Failure(f"nonzero reserved header bytes in record {rseq}")
         if rseq != seq:

@@ -22,7 +22,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,8 +39,10 @@ from .artifact import (
     escalation_error,
     proven_level,
 )
+from .decisions import DurableRecoveryAction, DurableRecoveryDecision, is_sound
 from .errors import EscalationOrderError, InconsistentWalError
-from .model import AgreementLevel, FinalizationOutcome, _str, _to_tuple, max_level
+from .intents import EffectIntent
+from .model import AgreementLevel, FinalizationOutcome, _to_tuple, max_level
 
 __all__ = [
     "DurableRecoveryAction",
@@ -50,98 +51,6 @@ __all__ = [
     "OperationRecovery",
     "is_sound",
 ]
-
-_level = attrs.validators.instance_of(AgreementLevel)
-_opt_level = attrs.validators.optional(_level)
-_TERMINAL_FAILURES = frozenset(
-    {FinalizationOutcome.ABORTED, FinalizationOutcome.REJECTED, FinalizationOutcome.TIMED_OUT}
-)
-
-
-class DurableRecoveryAction(enum.Enum):
-    """What recovery does with one operation.
-
-    * `REEXECUTE_FROM_SCRATCH`: nothing durable at `SOFT_SAFE` or above; run
-      the operation again from the checkpoint state.
-    * `RESUME_FROM_EVIDENCE_BOUNDARY`: the WAL proves `SOFT_SAFE` or above but
-      no finalization; resume from the last durable evidence, reusing cached
-      effect outcomes instead of repeating them.
-    * `REUSE_FINALIZED`: the operation finalized; reuse its result, run nothing.
-    * `PRESERVE_TERMINAL`: the operation was aborted, rejected or timed out;
-      keep that outcome, run nothing.
-    """
-
-    REEXECUTE_FROM_SCRATCH = "reexecute_from_scratch"
-    RESUME_FROM_EVIDENCE_BOUNDARY = "resume_from_evidence_boundary"
-    REUSE_FINALIZED = "reuse_finalized"
-    PRESERVE_TERMINAL = "preserve_terminal"
-
-
-@attrs.frozen(kw_only=True)
-class DurableRecoveryDecision:
-    """The recovery decision for one operation.
-
-    * `operation_id`: the operation;
-    * `level`: the highest level the whole WAL proves for it;
-    * `action`: what recovery does (`DurableRecoveryAction`);
-    * `finalization`: the outcome of its last `Finalization` in WAL order,
-      before or after the checkpoint, or ``None``;
-    * `cached_evidence_ids`: ids of its evidence produced after the checkpoint
-      that the evidence cache holds, each once, in order of first appearance;
-    * `gate_crossed`, `gate_level`: whether a visibility gate was crossed
-      after the checkpoint, and the highest such gate's level;
-    * `checkpoint_level`: the highest level the WAL proves at or before the
-      checkpoint.
-
-    >>> d = DurableRecoveryDecision(operation_id="op", level=AgreementLevel.SOFT_SAFE,
-    ...     action=DurableRecoveryAction.RESUME_FROM_EVIDENCE_BOUNDARY)
-    >>> is_sound(d)
-    True
-    """
-
-    operation_id: str = attrs.field(validator=_str)
-    level: AgreementLevel = attrs.field(validator=_level)
-    action: DurableRecoveryAction = attrs.field(
-        validator=attrs.validators.instance_of(DurableRecoveryAction)
-    )
-    finalization: FinalizationOutcome | None = attrs.field(
-        default=None,
-        validator=attrs.validators.optional(attrs.validators.instance_of(FinalizationOutcome)),
-    )
-    cached_evidence_ids: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
-    gate_crossed: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    checkpoint_level: AgreementLevel = attrs.field(default=AgreementLevel.NONE, validator=_level)
-    gate_level: AgreementLevel | None = attrs.field(default=None, validator=_opt_level)
-
-
-def is_sound(decision: DurableRecoveryDecision) -> bool:
-    """The formal model's soundness predicate for one decision.
-
-    True when all of these hold:
-
-    * ``checkpoint_level <= level``;
-    * a crossed gate was crossed at or below ``level`` (a crossed gate without
-      a `gate_level` counts as a gate at `AgreementLevel.NONE`);
-    * `REUSE_FINALIZED` only with ``level`` and ``finalization`` both
-      `FINALIZED`;
-    * `PRESERVE_TERMINAL` only with an `ABORTED`, `REJECTED` or `TIMED_OUT`
-      finalization.
-
-    Every decision `DurableRecoveryPlan.from_checkpoint` emits is sound.
-    """
-    if decision.checkpoint_level > decision.level:
-        return False
-    gate = decision.gate_level or AgreementLevel.NONE
-    if decision.gate_crossed and not decision.level.at_least(gate):
-        return False
-    if decision.action is DurableRecoveryAction.REUSE_FINALIZED:
-        return (
-            decision.level is AgreementLevel.FINALIZED
-            and decision.finalization is FinalizationOutcome.FINALIZED
-        )
-    if decision.action is DurableRecoveryAction.PRESERVE_TERMINAL:
-        return decision.finalization in _TERMINAL_FAILURES
-    return True
 
 
 class OperationRecovery:
@@ -223,8 +132,9 @@ class OperationRecovery:
         """True when a gate crossed after the checkpoint is above `level`."""
         return self.gate_level is not None and self.gate_level > self.level
 
-    def decide(self) -> DurableRecoveryDecision | None:
-        """The sound decision for this operation, or ``None`` for an anomaly."""
+    def decide(self, in_doubt: Iterable[str] = ()) -> DurableRecoveryDecision | None:
+        """The sound decision for this operation (listing `in_doubt`, the ids
+        of its effects in doubt), or ``None`` for an anomaly."""
         if self.is_anomaly:
             return None
         level = self.level
@@ -245,6 +155,7 @@ class OperationRecovery:
             gate_crossed=self.gate_level is not None,
             checkpoint_level=self.checkpoint_level,
             gate_level=self.gate_level,
+            in_doubt_evidence_ids=in_doubt,
         )
 
 
@@ -268,7 +179,10 @@ class DurableRecoveryPlan:
     * `evidence_cache`: the cache the plan was built with;
     * `decisions`: one sound decision per operation with a suffix entry,
       sorted by operation id, anomalies excepted;
-    * `anomalies`: sorted ids of the operations left without a decision.
+    * `anomalies`: sorted ids of the operations left without a decision;
+    * `in_doubt_evidence_ids`: the evidence ids of every effect in doubt
+      (API.md §11), in the cache's ``in_doubt()`` order, whether or not its
+      operation has a decision.
 
     Build one with `from_checkpoint`.
     """
@@ -279,6 +193,7 @@ class DurableRecoveryPlan:
     evidence_cache: EvidenceOutcomeCacheArtifact
     decisions: tuple[DurableRecoveryDecision, ...] = attrs.field(converter=_to_tuple)
     anomalies: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
+    in_doubt_evidence_ids: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
 
     @classmethod
     def from_checkpoint(
@@ -289,9 +204,15 @@ class DurableRecoveryPlan:
         evidence_cache: EvidenceOutcomeCacheArtifact,
         *,
         strict: bool = True,
+        in_doubt: Iterable[EffectIntent] = (),
     ) -> DurableRecoveryPlan:
         """Plan recovery from the checkpoint taken at `checkpoint_tick`, or,
         with ``checkpoint_tick=None``, with no checkpoint at all.
+
+        `in_doubt` is the cache's ``in_doubt()``: the intents of effects that
+        may or may not have happened. Each decision lists, in that order, the
+        ids of those whose ``operation_id`` is its operation; the plan lists
+        them all.
 
         `wal` is an `AgreementWalArtifact` or any iterable of WAL entries in
         WAL order (it is iterated exactly once). Entry ticks need not be
@@ -340,6 +261,7 @@ class DurableRecoveryPlan:
             tick_range=(low, high),
             evidence_cache=evidence_cache,
             strict=strict,
+            in_doubt=tuple(in_doubt),
         )
 
     @classmethod
@@ -353,11 +275,15 @@ class DurableRecoveryPlan:
         tick_range: tuple[int | None, int | None],
         evidence_cache: EvidenceOutcomeCacheArtifact,
         strict: bool,
+        in_doubt: tuple[EffectIntent, ...],
     ) -> DurableRecoveryPlan:
         decisions: list[DurableRecoveryDecision] = []
         anomalies: list[OperationRecovery] = []
+        doubts: dict[str | None, list[str]] = {}
+        for intent in in_doubt:
+            doubts.setdefault(intent.operation_id, []).append(intent.evidence_id)
         for summary in sorted(summaries, key=lambda s: s.operation_id):
-            decision = summary.decide()
+            decision = summary.decide(doubts.get(summary.operation_id, ()))
             if decision is None:
                 anomalies.append(summary)
             else:
@@ -379,6 +305,7 @@ class DurableRecoveryPlan:
             evidence_cache=evidence_cache,
             decisions=decisions,
             anomalies=_ids(anomalies),
+            in_doubt_evidence_ids=[intent.evidence_id for intent in in_doubt],
         )
 
     def decision(self, operation_id: str) -> DurableRecoveryDecision | None:

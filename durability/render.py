@@ -353,12 +353,16 @@ def export_json(report: LogReport | StoreReport, output: str, size: int) -> dict
         "entries": report.entries,
         "bytes": size,
         "torn_tail_left_out": tail_json(report.torn_tail),
+        "in_doubt_intents_left_out": getattr(report, "in_doubt_intents", 0),
     }
 
 
 def export_text(report: LogReport | StoreReport, output: str, size: int) -> str:
-    """``export``: one line saying what was written where."""
-    return f"wrote {output}: one v1 artifact, {report.entries} entries, {size} bytes"
+    """``export``: one line saying what was written where, and how many
+    in-doubt effect intents a v1 artifact cannot hold."""
+    doubt = getattr(report, "in_doubt_intents", 0)
+    left = f"; {doubt} in-doubt effect intents left out (v1 has no intents)" if doubt else ""
+    return f"wrote {output}: one v1 artifact, {report.entries} entries, {size} bytes{left}"
 
 
 # -- checkpoints ----------------------------------------------------------------

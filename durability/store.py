@@ -307,7 +307,12 @@ class StateDirectory:
         tick = checkpoint.tick if checkpoint else None
         state = checkpoint.state if checkpoint else None
         return DurableRecoveryPlan.from_checkpoint(
-            tick, state, self.wal.load(), self.cache.load(), strict=strict
+            tick,
+            state,
+            self.wal.load(),
+            self.cache.load(),
+            strict=strict,
+            in_doubt=self.cache.in_doubt(),  # effects that may or may not have happened
         )
 
     def wrap(

@@ -53,9 +53,13 @@ class Tail:
     def error(self, name: str) -> DecodeError:
         """The `DecodeError` for these bytes of log `name` (when they are not
         to be repaired)."""
-        return DecodeError(self.reason, path=name, offset=self.offset)
+        hint = " (written by a newer version?)" if self.newer_version else ""
+        return DecodeError(self.reason + hint, path=name, offset=self.offset)
 
     records_dropped: int = 0
+    #: The damage is a verified record of a type this reader does not know:
+    #: a newer version's, which no recovery mode may cut (it fails closed).
+    newer_version: bool = False
 
 
 #: Bytes copied at a time while looking for the start of a trailing zero run.
@@ -94,6 +98,8 @@ class Failure(NamedTuple):
     zeros_explain_before: int = 0
     #: How many records such a zero run drops, at least.
     records_if_zeroed: int = 1
+    #: A verified header naming a record type this reader does not know.
+    newer: bool = False
 
 
 def payload_failure(seq: int, end: int, size: int) -> Failure:
@@ -120,7 +126,14 @@ def classify_tail(failure: Failure, pos: int, size: int, zeros: int) -> Tail:
         reason = _zero_reason(zeros, count)
     else:
         kind, count = TailKind.DAMAGE, 0
-    return Tail(offset=pos, dropped=size - pos, kind=kind, reason=reason, records_dropped=count)
+    return Tail(
+        offset=pos,
+        dropped=size - pos,
+        kind=kind,
+        reason=reason,
+        records_dropped=count,
+        newer_version=failure.newer and kind is TailKind.DAMAGE,
+    )
 
 
 def _zero_reason(offset: int, records: int) -> str:

@@ -119,3 +119,27 @@ def test_export_of_a_clean_log_reports_no_torn_tail(tmp_path: Path) -> None:
     result = run("export", str(tmp_path / "wal.log"), "-o", str(tmp_path / "o.cbor"), "--json")
     assert result.returncode == 0 and result.stderr == ""
     assert json.loads(result.stdout)["torn_tail_left_out"] is None
+
+
+def test_export_says_how_many_in_doubt_intents_it_leaves_out(tmp_path: Path) -> None:
+    from durability import EffectIntent, FileEvidenceOutcomeCache
+
+    log = tmp_path / "cache.log"
+    with FileEvidenceOutcomeCache(log) as cache:
+        cache.put_intent(
+            EffectIntent(
+                evidence_id="e1",
+                interface_name="kv",
+                operation_name="put",
+                attempt=1,
+                request_digest="0" * 64,
+                created_unix_ms=1,
+            )
+        )
+    result = run("export", str(log), "-o", str(tmp_path / "out.cbor"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["in_doubt_intents_left_out"] == 1
+    text = run("export", str(log), "-o", str(tmp_path / "out2.cbor"))
+    assert "1 in-doubt effect intents left out" in text.stdout
+    artifact = PersistedDurabilityArtifact.from_path(tmp_path / "out.cbor")
+    assert artifact.into_evidence_outcome_cache().entries == ()

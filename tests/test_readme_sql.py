@@ -36,4 +36,8 @@ def test_the_sql_example_prints_what_the_readme_shows(
 def test_the_section_sits_right_before_surviving_a_failover_then_the_command_line() -> None:
     headings = re.findall(r"^## (.*)$", README.read_text(), re.M)
     at = headings.index("SQL backends")
-    assert headings[at + 1 : at + 3] == ["Surviving a failover", "Command line"]
+    assert headings[at + 1 : at + 4] == [
+        "Surviving a failover",
+        "Exactly-once effects",
+        "Command line",
+    ]

@@ -29,9 +29,11 @@ from ..artifact import (
     check_sequence_arguments,
     sequenced,
 )
+from ..effects import EffectOutcome
 from ..errors import SequenceConflictError
 from ..fileio import DEFAULT_FS, FileSystem
 from ..index import OperationSummary
+from ..intents import EffectIntent, check_intent, resolve_with
 from .inspection import LogReport, RecordSummary, export_artifact, export_log, inspect_log
 from .log import LogEngine
 from .logstate import CacheState, LogState, WalState
@@ -238,12 +240,54 @@ def _binding_if_absent(
     return decide, bound
 
 
+def _recording(
+    intent: EffectIntent,
+) -> tuple[Callable[[CacheState], tuple[Any, Any] | None], list[EffectIntent | None]]:
+    """The decision recording `intent` if the compare-and-set admits it, and
+    the one-item list that holds the intent recorded once it ran."""
+    check_intent(intent)
+    recorded: list[EffectIntent | None] = [None]
+
+    def decide(state: CacheState) -> tuple[Any, Any] | None:
+        if not state.intents.admits(intent):
+            recorded[0] = state.intents.get(intent.evidence_id)
+            return None
+        recorded[0] = intent
+        return state.encode_intent(intent), lambda: state.intents.record(intent)
+
+    return decide, recorded
+
+
+def _withdrawing(
+    evidence_id: str, attempt: int
+) -> tuple[Callable[[CacheState], tuple[Any, Any] | None], list[EffectIntent | None]]:
+    """The decision withdrawing `attempt` of `evidence_id` when it is open,
+    and the one-item list that holds the latest intent once it ran."""
+    latest: list[EffectIntent | None] = [None]
+
+    def decide(state: CacheState) -> tuple[Any, Any] | None:
+        latest[0] = state.intents.get(evidence_id)
+        if not state.intents.withdrawable(evidence_id, attempt):
+            return None
+
+        def commit() -> None:
+            state.intents.withdraw(evidence_id)
+            latest[0] = state.intents.get(evidence_id)
+
+        return state.encode_withdrawal(evidence_id, attempt), commit
+
+    return decide, latest
+
+
 class FileEvidenceOutcomeCache(_FileLog[CacheState]):
     """An evidence outcome cache in an append-only log file.
 
     Same file rules as `FileAgreementWal`. `put` appends a binding;
     `put_if_absent` decides under the log's lock, after reading every other
     writer's bindings, so the first durable binding wins across processes.
+    Intents (API.md §11) are records of their own types in the same log
+    (``specs/effects.md``), decided the same way; they are never part of
+    `load` or of an export.
     """
 
     _new_state = CacheState
@@ -282,3 +326,51 @@ class FileEvidenceOutcomeCache(_FileLog[CacheState]):
     def load(self) -> EvidenceOutcomeCacheArtifact:
         """The whole cache, in binding order."""
         return self._log.read(lambda s: s.artifact())
+
+    # -- intents (API.md §11) ------------------------------------------------------
+
+    def put_intent(self, intent: EffectIntent) -> EffectIntent | None:
+        """Durably record `intent` if, under the log's lock and after reading
+        every other writer's records, no terminal outcome is bound for its id
+        and its attempt is one more than the latest (1 when none); return the
+        intent now recorded (``None``: none, a terminal outcome was bound
+        without one)."""
+        decide, recorded = _recording(intent)
+        self._log.write(decide)
+        return recorded[0]
+
+    async def put_intent_async(self, intent: EffectIntent) -> EffectIntent | None:
+        """`put_intent` for asyncio code; never blocks the event loop. Under
+        ``SyncPolicy.GROUP`` concurrent tasks share flushes."""
+        decide, recorded = _recording(intent)
+        await self._log.write_async(decide)
+        return recorded[0]
+
+    def get_intent(self, evidence_id: str) -> EffectIntent | None:
+        """The latest intent recorded for `evidence_id` by anyone, or ``None``."""
+        return self._log.read(lambda s: s.intents.get(evidence_id))
+
+    async def get_intent_async(self, evidence_id: str) -> EffectIntent | None:
+        """`get_intent` for asyncio code: never waits for a flush on the event loop."""
+        return await self._log.read_async(lambda s: s.intents.get(evidence_id))
+
+    def withdraw_intent(self, evidence_id: str, attempt: int) -> EffectIntent | None:
+        """Durably withdraw `attempt` of `evidence_id` if it is the latest, not
+        withdrawn and unbound (else nothing is written); return the latest intent."""
+        decide, latest = _withdrawing(evidence_id, attempt)
+        self._log.write(decide)
+        return latest[0]
+
+    async def withdraw_intent_async(self, evidence_id: str, attempt: int) -> EffectIntent | None:
+        """`withdraw_intent` for asyncio code; never blocks the event loop."""
+        decide, latest = _withdrawing(evidence_id, attempt)
+        await self._log.write_async(decide)
+        return latest[0]
+
+    def in_doubt(self) -> list[EffectIntent]:
+        """The intents in doubt (anyone's), in the order they were recorded."""
+        return self._log.read(lambda s: s.intents.in_doubt())
+
+    def resolve(self, evidence_id: str, outcome: EffectOutcome) -> EffectOutcome:
+        """An operator's verdict on an effect in doubt: see `IntentCache.resolve`."""
+        return resolve_with(self, evidence_id, outcome)

@@ -16,6 +16,7 @@ from ..errors import ArtifactTooLargeError, PayloadKindError
 from ..fileio import DEFAULT_FS, FileSystem
 from ..framing import LogReader, TailKind
 from ..index import OperationSummary
+from ..intents import EffectIntent
 from ..limits import MAX_ARTIFACT_BYTES, SCHEMA_VERSION
 from ..persisted import PersistedDurabilityArtifact, kind_of
 from .logread import read_records
@@ -62,6 +63,16 @@ class LogReport:
     #: A WAL's operations, by id, as its index summarises them (entries,
     #: proven level, tick range); empty for a cache.
     operations: tuple[OperationSummary, ...] = attrs.field(default=(), repr=False, eq=False)
+    #: A cache's intents in doubt (API.md §11), in the order they were
+    #: recorded: never part of `artifact`, so an export leaves them out.
+    in_doubt: tuple[EffectIntent, ...] = attrs.field(default=(), repr=False, eq=False)
+    #: How many evidence ids of a cache have an intent recorded (0 for a WAL).
+    intents: int = 0
+
+    @property
+    def in_doubt_intents(self) -> int:
+        """How many intents are in doubt: what an export of the log leaves out."""
+        return len(self.in_doubt)
 
 
 _STATES: dict[type, type[LogState[Any]]] = {
@@ -122,6 +133,8 @@ def inspect_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> LogReport:
         torn_tail=torn,
         artifact=artifact,
         operations=state.index.summaries() if isinstance(state, WalState) else (),
+        in_doubt=tuple(state.intents.in_doubt()) if isinstance(state, CacheState) else (),
+        intents=len(state.intents.latest) if isinstance(state, CacheState) else 0,
     )
 
 
@@ -147,7 +160,9 @@ def export_artifact(report: LogReport) -> tuple[PersistedDurabilityArtifact, byt
 
     Raises `PayloadKindError` for an empty log (its kind is unknown) and
     `ArtifactTooLargeError` over `MAX_ARTIFACT_BYTES` (the Rust original
-    would refuse it). The report's `torn_tail` is what was left out.
+    would refuse it). What was left out: the report's `torn_tail`, and a
+    cache's intents (never part of an artifact), of which
+    `LogReport.in_doubt_intents` were in doubt.
     """
     if report.artifact is None:
         raise PayloadKindError(f"log {report.path} is empty: its payload kind is unknown")

@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from ..errors import DecodeError, LogPoisonedError, StorageError
 from ..fileio import FileSystem
-from ..framing import LogReader, Tail, TailKind, encode_record
+from ..framing import LogReader, RecordType, Tail, TailKind, encode_record
 from .group import GroupCommit, Ticket
 from .logread import Access, TailAction, read_records, repair_message, tail_action, tail_error
 from .logstate import LogState, initial_bytes, interpret_base
@@ -47,7 +47,8 @@ S = TypeVar("S", bound="LogState[Any]")
 
 #: ``decide(state)`` validates against `state` and returns ``(payload, commit)``
 #: (``commit()`` applies the payload to `state`), or ``None``: nothing to write.
-Decide = Callable[[S], tuple[bytes, Callable[[], None]] | None]
+#: A payload of another record type than the log's own is ``(type, bytes)``.
+Decide = Callable[[S], tuple[bytes | tuple[RecordType, bytes], Callable[[], None]] | None]
 
 #: Every live engine, so a forked child can make each drop its parent's file.
 _ENGINES: weakref.WeakSet[LogEngine[Any]] = weakref.WeakSet()
@@ -247,7 +248,7 @@ class LogEngine(Generic[S]):
                 path=self.path,
                 offset=tail.offset,
             )
-        if action is TailAction.FAIL_CLOSED:
+        if action is TailAction.FAIL_CLOSED or tail.newer_version:  # never cut a newer record
             raise tail_error(tail, self._recovery, self.path)
         if action is TailAction.REPORT:
             self.torn_tail = TornTail(offset=tail.offset, dropped=tail.dropped, reason=tail.reason)
@@ -344,7 +345,8 @@ class LogEngine(Generic[S]):
                 pending = ticket.decide(self.state)
                 if pending is not None:
                     payload, commit = pending
-                    chunks.append(encode_record(self.state.record_type, seq, payload))
+                    kind, data = payload if isinstance(payload, tuple) else (None, payload)
+                    chunks.append(encode_record(kind or self.state.record_type, seq, data))
                     commit()
                     written.append(ticket)
                     seq += 1

@@ -18,6 +18,14 @@ from ..codec import decode_item, dumps, from_plain, to_plain
 from ..errors import DecodeError, EscalationOrderError, PayloadKindError
 from ..framing import Record, RecordType, base_checksum_payload, encode_record
 from ..index import WalIndex
+from ..intents import (
+    EffectIntent,
+    IntentBook,
+    encode_intents,
+    intent_from_plain,
+    withdrawal_from_plain,
+    withdrawal_to_plain,
+)
 from ..model import AgreementLevel
 from ..persisted import Payload, envelope_plain, payload_from_envelope, wrong_kind_message
 
@@ -68,11 +76,9 @@ class LogState(abc.ABC, Generic[T]):
         if record.type is RecordType.BASE_CHECKSUM:
             return 0
         try:
+            plain = _payload(record)
             if record.type is not self.record_type:
-                raise DecodeError(f"a {record.type.name} record in a {self.record_type.name} log")
-            plain, used = decode_item(record.payload)
-            if used != len(record.payload):
-                raise DecodeError(f"{len(record.payload) - used} trailing payload bytes")
+                return self.replay_other(record.type, plain)
             items = from_plain({"entries": plain}, self.artifact_type, where="entries").entries
             self.absorb(items)
         except (DecodeError, EscalationOrderError) as exc:
@@ -81,6 +87,19 @@ class LogState(abc.ABC, Generic[T]):
                 f"record {record.seq}: {reason}", path=name, offset=record.offset
             ) from exc
         return len(items)
+
+    def replay_other(self, record_type: RecordType, plain: Any) -> int:
+        """Apply a decoded record of another type than `record_type`; return
+        how many items it held. `DecodeError` unless this kind of log holds it."""
+        raise DecodeError(f"a {record_type.name} record in a {self.record_type.name} log")
+
+
+def _payload(record: Record) -> Any:
+    """The one CBOR item of a record's payload, decoded."""
+    plain, used = decode_item(record.payload)
+    if used != len(record.payload):
+        raise DecodeError(f"{len(record.payload) - used} trailing payload bytes")
+    return plain
 
 
 def interpret_base(base: Any, name: str) -> Payload:
@@ -117,13 +136,16 @@ class WalState(LogState[WalEntry]):
 
 
 class CacheState(LogState[EvidenceOutcomeCacheEntry]):
-    """A cache log's bindings, one per evidence id, in binding order."""
+    """A cache log's bindings, one per evidence id, in binding order, and its
+    intents (`RecordType.INTENTS` and `RecordType.INTENT_WITHDRAWALS` records;
+    never part of the base or of `artifact`)."""
 
     artifact_type = EvidenceOutcomeCacheArtifact
     record_type = RecordType.CACHE_BINDINGS
 
     def __init__(self) -> None:
         self.bindings: dict[str, EvidenceOutcomeCacheEntry] = {}
+        self.intents = IntentBook(self.bindings.get)
 
     def seed(self, artifact: Any) -> None:
         for entry in artifact.entries:  # a v1 artifact's first entry for an id wins
@@ -133,6 +155,30 @@ class CacheState(LogState[EvidenceOutcomeCacheEntry]):
         for entry in items:  # a record's binding replaces (and moves last)
             self.bindings.pop(entry.evidence_id, None)
             self.bindings[entry.evidence_id] = entry
+            self.intents.bound_now(entry)
+
+    def replay_other(self, record_type: RecordType, plain: Any) -> int:
+        if not isinstance(plain, list):
+            raise DecodeError(f"a {record_type.name} record holds {type(plain).__name__}")
+        if record_type is RecordType.INTENTS:
+            for item in plain:
+                self.intents.replay_intent(intent_from_plain(item))
+        elif record_type is RecordType.INTENT_WITHDRAWALS:
+            for item in plain:
+                self.intents.replay_withdrawal(*withdrawal_from_plain(item))
+        else:
+            return super().replay_other(record_type, plain)
+        return len(plain)
+
+    @staticmethod
+    def encode_intent(intent: EffectIntent) -> tuple[RecordType, bytes]:
+        """The record holding `intent`."""
+        return RecordType.INTENTS, encode_intents([intent])
+
+    @staticmethod
+    def encode_withdrawal(evidence_id: str, attempt: int) -> tuple[RecordType, bytes]:
+        """The record withdrawing `attempt` of `evidence_id`."""
+        return RecordType.INTENT_WITHDRAWALS, dumps([withdrawal_to_plain(evidence_id, attempt)])
 
     def artifact(self) -> EvidenceOutcomeCacheArtifact:
         return EvidenceOutcomeCacheArtifact(entries=list(self.bindings.values()))

@@ -19,8 +19,10 @@ from ..artifact import (
     check_sequence_arguments,
     sequenced,
 )
+from ..effects import EffectOutcome
 from ..errors import SequenceConflictError
 from ..index import OperationSummary, WalIndex
+from ..intents import EffectIntent, IntentBook, check_intent, resolve_with
 
 __all__ = ["InMemoryAgreementWal", "InMemoryEvidenceOutcomeCache"]
 
@@ -88,11 +90,13 @@ class InMemoryAgreementWal:
 
 
 class InMemoryEvidenceOutcomeCache:
-    """An evidence outcome cache in a dict (binding order kept)."""
+    """An evidence outcome cache in a dict (binding order kept), with intents
+    (API.md §11) beside it, never part of `load`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, EvidenceOutcomeCacheEntry] = {}
+        self._intents = IntentBook(self._entries.get)
 
     def get(self, evidence_id: str) -> EvidenceOutcomeCacheEntry | None:
         """The entry bound to `evidence_id`, or ``None``."""
@@ -104,6 +108,7 @@ class InMemoryEvidenceOutcomeCache:
         with self._lock:
             self._entries.pop(entry.evidence_id, None)
             self._entries[entry.evidence_id] = entry
+            self._intents.bound_now(entry)
 
     def put_if_absent(self, entry: EvidenceOutcomeCacheEntry) -> EvidenceOutcomeCacheEntry:
         """First binding wins: return the bound terminal entry if there is one,
@@ -115,9 +120,44 @@ class InMemoryEvidenceOutcomeCache:
                 return existing
             self._entries.pop(entry.evidence_id, None)
             self._entries[entry.evidence_id] = entry
+            self._intents.bound_now(entry)
             return entry
 
     def load(self) -> EvidenceOutcomeCacheArtifact:
         """The whole cache."""
         with self._lock:
             return EvidenceOutcomeCacheArtifact(entries=list(self._entries.values()))
+
+    # -- intents (API.md §11) ------------------------------------------------------
+
+    def put_intent(self, intent: EffectIntent) -> EffectIntent | None:
+        """Record `intent` if no terminal outcome is bound for its id and its
+        attempt is one more than the latest (1 when none); return the intent
+        now recorded (``None``: none, a terminal outcome was bound without)."""
+        check_intent(intent)
+        with self._lock:
+            if self._intents.admits(intent):
+                self._intents.record(intent)
+            return self._intents.get(intent.evidence_id)
+
+    def get_intent(self, evidence_id: str) -> EffectIntent | None:
+        """The latest intent recorded for `evidence_id`, or ``None``."""
+        with self._lock:
+            return self._intents.get(evidence_id)
+
+    def withdraw_intent(self, evidence_id: str, attempt: int) -> EffectIntent | None:
+        """Withdraw `attempt` of `evidence_id` if it is the latest, open and
+        unbound; return the latest intent."""
+        with self._lock:
+            if self._intents.withdrawable(evidence_id, attempt):
+                self._intents.withdraw(evidence_id)
+            return self._intents.get(evidence_id)
+
+    def in_doubt(self) -> list[EffectIntent]:
+        """The intents in doubt, in the order they were recorded."""
+        with self._lock:
+            return self._intents.in_doubt()
+
+    def resolve(self, evidence_id: str, outcome: EffectOutcome) -> EffectOutcome:
+        """An operator's verdict on an effect in doubt: see `IntentCache.resolve`."""
+        return resolve_with(self, evidence_id, outcome)

@@ -145,7 +145,7 @@ class PostgresDatabase(Database):
         tick = "NUMERIC(20, 0) NOT NULL CHECK (tick >= 0 AND tick <= 18446744073709551615)"
         return schema_ddl(bigint="BIGINT", blob="BYTEA", tick=tick)
 
-    def _schema_exists(self, cursor: Cursor) -> bool:
+    def _table_exists(self, cursor: Cursor, table: str) -> bool:
         # A catalog query, not to_regclass(): it reads with the statement's
         # snapshot, so after waiting for the schema lock it sees the tables
         # another first open just committed (to_regclass may answer from a
@@ -154,8 +154,22 @@ class PostgresDatabase(Database):
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
             "ON n.oid = c.relnamespace WHERE c.relname = ? AND n.nspname = current_schema())"
         )
-        (found,) = cursor.fetch(query, ("durability_schema",))[0]
+        (found,) = cursor.fetch(query, (table,))[0]
         return bool(found)
+
+    def contains_sql(self, column: str) -> str:
+        return f"position(?::bytea in {column}) > 0"
+
+    def _open(self, what: str) -> _Open:
+        pg = import_psycopg()
+        connection = self._connect(what)
+        cursor = connection.cursor()
+        try:
+            cursor.execute(_BEGIN_WRITE)
+        except pg.Error as exc:
+            cursor.close()
+            raise self._failed(connection, exc, what, "begin") from exc
+        return _Open(self, connection, cursor, what)
 
     def _lock_schema(self, cursor: Cursor) -> None:
         cursor.fetch("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
@@ -253,6 +267,36 @@ class PostgresDatabase(Database):
             if self._pid != os.getpid():
                 self._forget_connection()
             self._drop()
+
+
+class _Open:
+    """A write transaction left open (see `OpenTransaction`)."""
+
+    def __init__(self, db: PostgresDatabase, connection: Any, cursor: Any, what: str) -> None:
+        self._db, self.connection, self._cursor, self._what = db, connection, cursor, what
+
+    def run(self, work: Callable[[Cursor], T], *, phase: str = "work") -> T:
+        pg = import_psycopg()
+        try:
+            return work(_Cursor(self._cursor))
+        except pg.Error as exc:
+            error = self._db._failed(self.connection, exc, self._what, phase)
+            self._cursor.close()
+            if isinstance(error, Retryable):  # too late to retry: the caller's work is lost
+                error = StorageError(f"{self._what} in {self._db.description}: {error}")
+            raise error from exc
+        except BaseException:
+            self.roll_back()
+            raise
+
+    def commit(self) -> None:
+        self.run(lambda cursor: cursor.execute("COMMIT"), phase="commit")
+        self._cursor.close()
+
+    def roll_back(self) -> None:
+        self._db._roll_back(self.connection)
+        with contextlib.suppress(Exception):
+            self._cursor.close()
 
 
 class PostgresAgreementWal(SqlAgreementWal):

@@ -2,7 +2,8 @@
 
 A user class with just the required methods works everywhere a backend is
 accepted; the optional methods (`append_batch`, `operation_summary`,
-`put_if_absent`) let handlers do less work and give stronger guarantees.
+`put_if_absent`, the five intent methods of `IntentCache`) let handlers do
+less work and give stronger guarantees.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from ..artifact import (
     EvidenceOutcomeCacheEntry,
     WalEntry,
 )
+from ..effects import EffectOutcome
 from ..index import OperationSummary
+from ..intents import EffectIntent
 
 __all__ = [
     "AgreementWal",
     "BatchingAgreementWal",
     "EvidenceOutcomeCache",
+    "INTENT_METHODS",
     "IndexedAgreementWal",
+    "IntentCache",
     "PlanningAgreementWal",
     "SequencedAgreementWal",
     "SingleBindingCache",
@@ -124,3 +129,38 @@ class SingleBindingCache(EvidenceOutcomeCache, Protocol):
     def put_if_absent(self, entry: EvidenceOutcomeCacheEntry) -> EvidenceOutcomeCacheEntry:
         """Bind `entry` unless a terminal entry is bound already (a blocked
         one counts as absent); return the entry that is bound."""
+
+
+#: The five optional intent methods: a cache has all of them or none (API.md §11).
+INTENT_METHODS = ("put_intent", "get_intent", "withdraw_intent", "in_doubt", "resolve")
+
+
+@runtime_checkable
+class IntentCache(EvidenceOutcomeCache, Protocol):
+    """A cache that records intents, so that an effect interrupted by a crash
+    is known to be *in doubt* instead of silently run again (API.md §11).
+    Every provided cache is one."""
+
+    def put_intent(self, intent: EffectIntent) -> EffectIntent | None:
+        """Compare-and-set: record `intent` only when no terminal outcome is
+        bound for its id and its attempt is one more than the latest recorded
+        (1 when none); return the intent now recorded (``None``: none is,
+        because a terminal outcome was bound without one)."""
+
+    def get_intent(self, evidence_id: str) -> EffectIntent | None:
+        """The latest intent recorded for `evidence_id` (``withdrawn`` set
+        when that attempt was withdrawn), or ``None``."""
+
+    def withdraw_intent(self, evidence_id: str, attempt: int) -> EffectIntent | None:
+        """Durably withdraw `attempt` (it did not happen) when it is the
+        latest, not withdrawn and unbound; return the latest intent."""
+
+    def in_doubt(self) -> list[EffectIntent]:
+        """Intents neither withdrawn nor followed by a terminal binding, in
+        the order they were recorded."""
+
+    def resolve(self, evidence_id: str, outcome: EffectOutcome) -> EffectOutcome:
+        """An operator's verdict: bind a terminal `outcome` (first binding
+        wins: an id already bound returns its outcome, unchanged), or, for
+        ``EffectOutcome.blocked()``, withdraw the open attempt (the next call
+        runs it). Raises `DurabilityError` for an id with no intent."""

@@ -40,16 +40,28 @@ from ..artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
 from ..codec import decode_item, dumps, from_plain, to_plain
 from ..errors import DecodeError, SchemaVersionError, StorageError
 from ..limits import ENTRY_DEPTH, MAX_DEPTH
+from .sqlschema import (
+    CACHE_ENTRIES,
+    CACHE_HEADS,
+    CACHE_INTENTS,
+    SCHEMA_TABLE,
+    SQL_SCHEMA_VERSION,
+    WAL_ENTRIES,
+    WAL_HEADS,
+    schema_ddl,
+)
 
 __all__ = [
     "CACHE_ENTRIES",
     "CACHE_HEADS",
+    "CACHE_INTENTS",
     "SCHEMA_TABLE",
     "SQL_SCHEMA_VERSION",
     "WAL_ENTRIES",
     "WAL_HEADS",
     "Cursor",
     "Database",
+    "OpenTransaction",
     "Retryable",
     "SqlBackend",
     "decode_cache_entry",
@@ -60,51 +72,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-#: The version of the table layout below; a database holding a newer one is
-#: refused (`SchemaVersionError`) and never altered.
-SQL_SCHEMA_VERSION = 1
-
-SCHEMA_TABLE = "durability_schema"
-WAL_HEADS = "durability_wal_heads"
-WAL_ENTRIES = "durability_wal_entries"
-CACHE_HEADS = "durability_cache_heads"
-CACHE_ENTRIES = "durability_cache_entries"
-
-
-def schema_ddl(*, bigint: str, blob: str, tick: str) -> list[str]:
-    """The statements creating schema version 1, in a dialect's types.
-
-    One head row per WAL (its last sequence: the writers' lock) and per cache
-    (its last binding position); one row per WAL entry (sequence, tick, CBOR)
-    and per cache binding (evidence id, position, CBOR).
-    """
-    return [
-        f"""CREATE TABLE {SCHEMA_TABLE} (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            version INTEGER NOT NULL)""",
-        f"""CREATE TABLE {WAL_HEADS} (
-            wal TEXT PRIMARY KEY,
-            last_sequence {bigint} NOT NULL CHECK (last_sequence >= 0),
-            pruned_through {bigint} NOT NULL DEFAULT 0,
-            prunes {bigint} NOT NULL DEFAULT 0)""",
-        f"""CREATE TABLE {WAL_ENTRIES} (
-            wal TEXT NOT NULL,
-            sequence {bigint} NOT NULL CHECK (sequence > 0),
-            tick {tick},
-            entry {blob} NOT NULL,
-            PRIMARY KEY (wal, sequence))""",
-        f"""CREATE TABLE {CACHE_HEADS} (
-            cache TEXT PRIMARY KEY,
-            last_position {bigint} NOT NULL CHECK (last_position >= 0))""",
-        f"""CREATE TABLE {CACHE_ENTRIES} (
-            cache TEXT NOT NULL,
-            evidence_id TEXT NOT NULL,
-            position {bigint} NOT NULL,
-            entry {blob} NOT NULL,
-            PRIMARY KEY (cache, evidence_id))""",
-        f"CREATE INDEX {CACHE_ENTRIES}_order ON {CACHE_ENTRIES} (cache, position)",
-    ]
 
 
 class Cursor(Protocol):
@@ -120,6 +87,24 @@ class Cursor(Protocol):
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement once per parameter row (one round trip where the
         driver can pipeline)."""
+
+
+class OpenTransaction(Protocol):
+    """A write transaction a dialect began (`Database._open`) and left open
+    for ``transaction()`` of the SQL caches: the driver's `connection`,
+    `run` for the toolkit's own statements in it, then `commit` or
+    `roll_back`. Driver errors become `StorageError`."""
+
+    connection: Any
+
+    def run(self, work: Callable[[Cursor], T]) -> T:
+        """``work(cursor)`` inside the transaction; on any error it is rolled back."""
+
+    def commit(self) -> None:
+        """Commit (`StorageError` if that fails; rolled back then)."""
+
+    def roll_back(self) -> None:
+        """Roll back; never raises."""
 
 
 class Retryable(Exception):
@@ -176,6 +161,9 @@ class Database(abc.ABC):
         self.before_commit: Callable[[str, Cursor], None] | None = None
         self.lock = threading.RLock()
         self._schema_ready = False
+        #: The transaction ``transaction()`` holds open, if any (under `lock`).
+        self.open_transaction: OpenTransaction | None = None
+        self.intents_ready = False  # the intents table is known to exist
         _LIVE.add(self)
 
     # -- the dialect -------------------------------------------------------------
@@ -187,8 +175,20 @@ class Database(abc.ABC):
         and propagate."""
 
     @abc.abstractmethod
+    def _table_exists(self, cursor: Cursor, table: str) -> bool:
+        """Whether `table` exists (where this connection creates tables)."""
+
+    @abc.abstractmethod
+    def _open(self, what: str) -> OpenTransaction:
+        """Begin a write transaction and leave it open (`Retryable` when the
+        database is busy)."""
+
+    @abc.abstractmethod
+    def contains_sql(self, column: str) -> str:
+        """A condition: the bytes of `column` contain the parameter's bytes."""
+
     def _schema_exists(self, cursor: Cursor) -> bool:
-        """Whether the schema version table exists."""
+        return self._table_exists(cursor, SCHEMA_TABLE)
 
     @abc.abstractmethod
     def _ddl(self) -> list[str]:
@@ -219,6 +219,11 @@ class Database(abc.ABC):
         with self.lock:
             if write and self.read_only:
                 raise StorageError(f"{what} in {self.description}: opened read-only")
+            if self.open_transaction is not None:
+                raise StorageError(
+                    f"{what} in {self.description}: the backend's connection is inside an "
+                    "open transaction() of this thread; use that connection until it ends"
+                )
             if not self._schema_ready:
                 self._ensure_schema()
             hook = self.before_commit
@@ -289,6 +294,7 @@ class Database(abc.ABC):
 
     def _after_fork(self) -> None:
         self.lock = threading.RLock()
+        self.open_transaction = None
         self._forget_connection()
 
 

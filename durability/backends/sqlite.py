@@ -105,9 +105,24 @@ class SqliteDatabase(Database):
         tick = "TEXT NOT NULL CHECK (length(tick) = 20)"
         return schema_ddl(bigint="INTEGER", blob="BLOB", tick=tick)
 
-    def _schema_exists(self, cursor: Cursor) -> bool:
+    def _table_exists(self, cursor: Cursor, table: str) -> bool:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-        return bool(cursor.fetch(query, ("durability_schema",)))
+        return bool(cursor.fetch(query, (table,)))
+
+    def contains_sql(self, column: str) -> str:
+        return f"instr({column}, ?) > 0"
+
+    def _open(self, what: str) -> _Open:
+        connection: sqlite3.Connection | None = None
+        try:
+            connection = self._connect()
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._roll_back(connection)
+            raise self._mapped(exc, what) from exc
+        except OSError as exc:
+            raise StorageError(f"{what} in {self.path}: {exc}") from exc
+        return _Open(self, connection, what)
 
     def _lock_schema(self, cursor: Cursor) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already serialises first opens."""
@@ -217,6 +232,29 @@ class SqliteDatabase(Database):
             if connection is not None and self._pid == os.getpid():
                 with contextlib.suppress(sqlite3.Error):
                     connection.close()
+
+
+class _Open:
+    """A ``BEGIN IMMEDIATE`` transaction left open (see `OpenTransaction`)."""
+
+    def __init__(self, db: SqliteDatabase, connection: sqlite3.Connection, what: str) -> None:
+        self._db, self.connection, self._what = db, connection, what
+
+    def run(self, work: Callable[[Cursor], T]) -> T:
+        try:
+            return work(_Cursor(self.connection))
+        except sqlite3.Error as exc:
+            self.roll_back()
+            raise StorageError(f"{self._what} in {self._db.path}: {exc}") from exc
+        except BaseException:
+            self.roll_back()
+            raise
+
+    def commit(self) -> None:
+        self.run(lambda cursor: cursor.execute("COMMIT"))
+
+    def roll_back(self) -> None:
+        self._db._roll_back(self.connection)
 
 
 class SqliteAgreementWal(SqlAgreementWal):

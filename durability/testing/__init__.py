@@ -94,7 +94,7 @@ def _rewrite_asserts_under_pytest() -> None:
         import pytest
     except ImportError:  # the strategies do not need pytest
         return
-    suite = ("_case", "_wal_contract", "_cache_contract", "contract", "machine")
+    suite = ("_case", "_wal_contract", "_intent_contract", "_cache_contract", "contract", "machine")
     pytest.register_assert_rewrite(*(f"{__name__}.{module}" for module in suite))
 
 

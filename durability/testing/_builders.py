@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from ..artifact import (
     Escalation,
     EvidenceOutcomeCacheEntry,
@@ -10,6 +12,7 @@ from ..artifact import (
     VisibilityGateCrossing,
 )
 from ..effects import EffectFailure, EffectOutcome, failed
+from ..intents import EffectIntent
 from ..model import AgreementEvidence, AgreementEvidenceKind, AgreementLevel, FinalizationOutcome
 
 L = AgreementLevel
@@ -61,4 +64,19 @@ def binding(eid: str, outcome: EffectOutcome | None = None) -> EvidenceOutcomeCa
         interface_name="Storage",
         operation_name="write",
         outcome=outcome if outcome is not None else EffectOutcome.success({"written": eid}),
+    )
+
+
+def intent(
+    eid: str, attempt: int = 1, *, created: int = 1_700_000_000_000, op: str | None = "op"
+) -> EffectIntent:
+    """Attempt `attempt` of the effect bound to `eid` (a ``Storage.write``)."""
+    return EffectIntent(
+        evidence_id=eid,
+        interface_name="Storage",
+        operation_name="write",
+        operation_id=op,
+        attempt=attempt,
+        request_digest=hashlib.sha256(eid.encode()).hexdigest(),
+        created_unix_ms=created,
     )

@@ -9,17 +9,18 @@ from ..artifact import EvidenceOutcomeCacheArtifact, EvidenceOutcomeCacheEntry
 from ..backends.protocols import EvidenceOutcomeCache, SingleBindingCache
 from ..effects import EffectOutcome
 from ._builders import FAILED, binding
-from ._case import ContractCase
+from ._intent_contract import IntentCacheContract
 
 __all__ = ["EvidenceOutcomeCacheContract"]
 
 PROCESSES, BINDINGS = 4, 20
 
 
-class EvidenceOutcomeCacheContract(ContractCase):
+class EvidenceOutcomeCacheContract(IntentCacheContract):
     """The evidence outcome cache contract: subclass it as ``Test...`` and
     implement `make_cache` (and `reopen` if your cache persists). See
-    `durability.testing.contract`."""
+    `durability.testing.contract`. The intent cases (API.md §11) run when the
+    cache has the five intent methods and are skipped, by name, otherwise."""
 
     def make_cache(self, tmp_path: Path) -> EvidenceOutcomeCache:
         """A new, empty cache whose storage (if any) lives in `tmp_path`."""

@@ -9,9 +9,9 @@ case also checks what a reopened handle sees, and the persistence cases run:
 two handles at once, and several processes appending or binding through
 their own handles at once. Without `reopen` those are skipped, and the skip
 message names the case and why. Cases needing an optional method
-(`append_batch`, `operation_summary`, `put_if_absent`) are skipped, saying so,
-when the backend lacks it; a class with only the protocol's required methods
-passes every other case::
+(`append_batch`, `operation_summary`, `put_if_absent`, the intent methods of
+API.md §11) are skipped, saying so, when the backend lacks it; a class with
+only the protocol's required methods passes every other case::
 
     from durability.testing import AgreementWalContract
 

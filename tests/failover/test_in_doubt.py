@@ -28,6 +28,7 @@ from durability import (
     AgreementWalHandler,
     EffectOutcome,
     EffectRequest,
+    EffectSemantics,
     EvidencePersistenceHandler,
     PostgresAgreementWal,
     PostgresEvidenceOutcomeCache,
@@ -125,11 +126,17 @@ def test_a_wal_sync_rerun_after_an_unknown_outcome_writes_nothing_twice(
 
 
 class Effect:
-    def __init__(self) -> None:
+    """Counts its runs; on its first run it arms `arm` (the lost COMMIT is then
+    the binding's, after the intent committed)."""
+
+    def __init__(self, arm: Any) -> None:
         self.runs = 0
+        self.arm = arm
 
     def handle_effect(self, request: EffectRequest) -> EffectOutcome:
         self.runs += 1
+        if self.runs == 1:
+            self.arm()
         return EffectOutcome.success({"run": self.runs})
 
 
@@ -137,10 +144,12 @@ class Effect:
 def test_an_effect_whose_binding_committed_is_not_run_again(url: str, committed: bool) -> None:
     cache = PostgresEvidenceOutcomeCache(url)
     cache.load()  # the tables exist: the COMMIT lost is the binding's
-    effect = Effect()
-    handler = EvidencePersistenceHandler(effect, cache, lambda request: "ev-1")
-    request = EffectRequest(interface_name="Storage", operation_name="write", tick=1)
-    with commit_lost(cache, committed=committed):
+    with contextlib.ExitStack() as stack:
+        effect = Effect(lambda: stack.enter_context(commit_lost(cache, committed=committed)))
+        handler = EvidencePersistenceHandler(  # a binding lost is re-run: at least once
+            effect, cache, lambda request: "ev-1", semantics=EffectSemantics.AT_LEAST_ONCE
+        )
+        request = EffectRequest(interface_name="Storage", operation_name="write", tick=1)
         first = handler.handle_effect(request)
     assert effect.runs == 1
     assert first.failure is not None and UNKNOWN in first.failure.message

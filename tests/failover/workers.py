@@ -46,6 +46,7 @@ from durability import (
     DecodeError,
     EffectOutcome,
     EffectRequest,
+    EffectSemantics,
     Escalation,
     EvidencePersistenceHandler,
     EvidenceProduced,
@@ -167,8 +168,11 @@ class Writer:
     def __init__(self, url: str, name: str, conn: Channel) -> None:
         self.url, self.name, self.conn = url, name, conn
         self.effect = _Effect(self)
-        self.cached = EvidencePersistenceHandler(
-            self.effect, open_cache(url), lambda request: f"{request.operation_id}/cert"
+        self.cached = EvidencePersistenceHandler(  # re-asked until bound: at least once
+            self.effect,
+            open_cache(url),
+            lambda request: f"{request.operation_id}/cert",
+            semantics=EffectSemantics.AT_LEAST_ONCE,
         )
         self._open_wal()
 

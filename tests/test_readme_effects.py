@@ -1,0 +1,42 @@
+"""The README's "Exactly-once effects" example is real code: run it in an
+empty directory and it prints exactly what the README shows beside it; the
+section sits right before "Command line"."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def section() -> str:
+    text = README.read_text()
+    start = text.index("## Exactly-once effects\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_effects_example_prints_what_the_readme_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = re.search(r"```python\n(.*?)```", section(), re.S)
+    shown = re.search(r"```text\n(.*?)```", section(), re.S)
+    assert code is not None and shown is not None
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code.group(1), "README.md", "exec"), {})
+    assert out.getvalue() == shown.group(1)
+    with sqlite3.connect(tmp_path / "shop.db") as db:  # each order paid exactly once
+        rows = db.execute("SELECT key, amount FROM payments ORDER BY key").fetchall()
+    assert rows == [("order#1/pay", 30), ("order#2/pay", 30)]
+
+
+def test_the_section_sits_right_before_the_command_line() -> None:
+    headings = re.findall(r"^## (.*)$", README.read_text(), re.M)
+    assert headings[headings.index("Exactly-once effects") + 1] == "Command line"
