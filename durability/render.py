@@ -121,6 +121,7 @@ def decision_json(decision: DurableRecoveryDecision) -> dict[str, Any]:
         "gate_crossed": decision.gate_crossed,
         "gate_level": decision.gate_level.value if decision.gate_level else None,
         "cached_evidence_ids": list(decision.cached_evidence_ids),
+        "in_doubt_evidence_ids": list(decision.in_doubt_evidence_ids),
     }
 
 
@@ -143,6 +144,7 @@ def plan_json(plan: DurableRecoveryPlan) -> dict[str, Any]:
         "wal_suffix_entries": len(plan.wal_suffix),
         "decisions": [decision_json(d) for d in plan.decisions],
         "anomalies": list(plan.anomalies),
+        "in_doubt_evidence_ids": list(plan.in_doubt_evidence_ids),
     }
 
 
@@ -180,6 +182,8 @@ def plan_text(plan: DurableRecoveryPlan) -> str:
         else "(no operation has entries after the checkpoint)",
         f"decisions: {summary}",
         f"anomalies: {', '.join(plan.anomalies) or 'none'}",
+        f"effects in doubt: {', '.join(plan.in_doubt_evidence_ids) or 'none'}"
+        + (" (settle them with `durability resolve`)" if plan.in_doubt_evidence_ids else ""),
     ]
     return "\n".join(lines)
 
