@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from durability import (
     AgreementEvidence,
     AgreementEvidenceKind,
     AgreementLevel,
     EffectFailure,
     EffectOutcome,
+    EffectRequest,
     Escalation,
     EvidenceOutcomeCacheEntry,
     EvidenceProduced,
@@ -69,3 +72,26 @@ def binding(eid: str, outcome: EffectOutcome | None = None) -> EvidenceOutcomeCa
 
 
 FAILED = EffectOutcome.failure(EffectFailure.unavailable("disk gone"))
+
+
+class Inner:
+    """A sync handler counting its calls, with a protocol-specific method."""
+
+    def __init__(self, outcome: EffectOutcome | None = None) -> None:
+        self.calls: list[EffectRequest] = []
+        self.outcome = outcome
+
+    def handle_effect(self, request: EffectRequest) -> EffectOutcome:
+        self.calls.append(request)
+        if self.outcome is not None:
+            return self.outcome
+        return EffectOutcome.success({"n": len(self.calls)})
+
+    def handle_send(self, label: str) -> str:
+        return f"sent {label}"
+
+
+class AsyncInner(Inner):
+    async def handle_effect(self, request: EffectRequest) -> EffectOutcome:  # type: ignore[override]
+        await asyncio.sleep(0)
+        return Inner.handle_effect(self, request)

@@ -18,36 +18,13 @@ from durability import (
     InMemoryEvidenceOutcomeCache,
 )
 from durability.evidence import EvidencePersistenceHandler
-from tests.helpers import binding
+from tests.helpers import AsyncInner, Inner, binding
 
 OP = "op-1"
 
 
 # ---------------------------------------------------------------------------
 # doubles
-
-
-class Inner:
-    """A sync handler counting its calls, with a protocol-specific method."""
-
-    def __init__(self, outcome: EffectOutcome | None = None) -> None:
-        self.calls: list[EffectRequest] = []
-        self.outcome = outcome
-
-    def handle_effect(self, request: EffectRequest) -> EffectOutcome:
-        self.calls.append(request)
-        if self.outcome is not None:
-            return self.outcome
-        return EffectOutcome.success({"n": len(self.calls)})
-
-    def handle_send(self, label: str) -> str:
-        return f"sent {label}"
-
-
-class AsyncInner(Inner):
-    async def handle_effect(self, request: EffectRequest) -> EffectOutcome:  # type: ignore[override]
-        await asyncio.sleep(0)
-        return Inner.handle_effect(self, request)
 
 
 class DictCache:

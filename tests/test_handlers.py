@@ -36,7 +36,7 @@ from durability import (
 from durability.decorators import evidence_cached, wal_synced
 from durability.evidence import EvidencePersistenceHandler
 from durability.handlers import AgreementWalHandler, WalSyncMode
-from tests.helpers import esc, evidence
+from tests.helpers import AsyncInner, Inner, esc, evidence
 
 L = AgreementLevel
 OP = "op-1"
@@ -44,29 +44,6 @@ OP = "op-1"
 
 # ---------------------------------------------------------------------------
 # doubles
-
-
-class Inner:
-    """A sync handler counting its calls, with a protocol-specific method."""
-
-    def __init__(self, outcome: EffectOutcome | None = None) -> None:
-        self.calls: list[EffectRequest] = []
-        self.outcome = outcome
-
-    def handle_effect(self, request: EffectRequest) -> EffectOutcome:
-        self.calls.append(request)
-        if self.outcome is not None:
-            return self.outcome
-        return EffectOutcome.success({"n": len(self.calls)})
-
-    def handle_send(self, label: str) -> str:
-        return f"sent {label}"
-
-
-class AsyncInner(Inner):
-    async def handle_effect(self, request: EffectRequest) -> EffectOutcome:  # type: ignore[override]
-        await asyncio.sleep(0)
-        return Inner.handle_effect(self, request)
 
 
 class RecordingWal(InMemoryAgreementWal):
