@@ -69,7 +69,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     progress = progress_of(args) if large else None
     with StateDirectory(args.dir, create=False, read_only=True) as store:
         if tick is not None and tick not in (ticks := store.checkpoint_ticks()):
-            there = f"checkpoints exist at ticks {', '.join(map(str, ticks))}" if ticks else "none"
+            listed = f"tick{'s' * (len(ticks) > 1)} {', '.join(map(str, ticks))}"
+            there = f"checkpoints exist at {listed}" if ticks else "no checkpoints"
             raise CommandError(f"no checkpoint at tick {tick} in {args.dir} ({there})", USAGE)
         report = gather_report(store, tick, progress=progress)
     if progress:

@@ -311,7 +311,10 @@ def test_report_usage_errors_and_damage(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "is not a state directory" in one_line_error(missing)
     tick = run("report", str(state), "-o", out, "--checkpoint-tick", "7")
     assert tick.returncode == 2
-    assert "no checkpoint at tick 7" in one_line_error(tick) and "ticks 10" in tick.stderr
+    assert (
+        "no checkpoint at tick 7" in one_line_error(tick)
+        and "checkpoints exist at tick 10)" in tick.stderr
+    )
     no_output = run("report", str(state))
     assert no_output.returncode == 2 and "-o" in one_line_error(no_output)
     wal = state / "wal.log"
