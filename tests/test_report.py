@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from durability.report import OperationReport, Report, gather_report
 from durability.report_html import embed_json, render_html, report_json
 from tests.helpers import L, binding, esc, ev, fin, gate
 from tests.report_states import HOSTILE, HOSTILE_EVIDENCE, op_id, write_state
-from tests.test_cli import one_line_error, run
+from tests.test_cli import SCRIPT, one_line_error, run
 from tests.test_cli_read_only import make_read_only, run_as_reader, snapshot
 
 
@@ -344,3 +346,35 @@ def test_report_never_writes_under_a_read_only_input(tmp_path: Path) -> None:
     finally:
         for path in [state, *state.rglob("*")]:
             path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def test_effects_in_doubt_without_wal_entries_still_get_a_row(tmp_path: Path) -> None:
+    state = small_state(tmp_path / "s")
+    with StateDirectory(state) as store:
+        for evidence_id, operation in (("lost/pay", "lost"), ("anon/pay", None)):
+            store.cache.put_intent(
+                EffectIntent(
+                    evidence_id=evidence_id,
+                    interface_name="Payments",
+                    operation_name="charge",
+                    operation_id=operation,
+                    attempt=1,
+                    request_digest="1" * 64,
+                    created_unix_ms=1,
+                )
+            )
+    ops = by_id(report_of(state))
+    assert [d.evidence_id for d in ops["lost"].in_doubt] == ["lost/pay"]
+    assert [d.evidence_id for d in ops[""].in_doubt] == ["anon/pay"]  # no operation id
+    assert ops["lost"].events == () and ops["lost"].action is None
+
+
+def test_a_page_on_stdout_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
+    state = write_state(tmp_path / "s", 2_000)
+    result = subprocess.run(
+        ["sh", "-c", f"{shlex.quote(SCRIPT)} report {shlex.quote(str(state))} -o - | head -c 15"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.stdout == "<!DOCTYPE html>" and result.stderr == ""
