@@ -197,7 +197,8 @@ def _summary(report: Report) -> list[tuple[str, str]]:
         ("WAL entries", f"{report.wal_entries}"),
         ("cache entries", f"{report.cache_entries}"),
     ]
-    items += [(action.replace("_", " "), f"{n}") for action, n in report.action_counts.items()]
+    actions = report.action_counts.items()  # anomalies are counted below
+    items += [(a.replace("_", " "), f"{n}") for a, n in actions if a != "anomaly"]
     items += [
         ("anomalies", f"{len(report.anomalies)}"),
         ("effects in doubt", f"{report.in_doubt_count}"),
