@@ -21,10 +21,9 @@ from typing import Any
 
 from .console import OK, USAGE, CommandError, emit, progress_of, write_stdout
 from .fileio import DEFAULT_FS
-from .reading import same_file
 from .report import gather_report
 from .report_html import render_html
-from .store import CACHE_FILE, CHECKPOINT_DIR, WAL_FILE, StateDirectory
+from .store import WAL_FILE, StateDirectory
 
 __all__ = ["LARGE_WAL_BYTES", "add_command", "cmd_report"]
 
@@ -33,23 +32,17 @@ LARGE_WAL_BYTES = 4 * 1024 * 1024
 
 
 def _refuse_input_as_output(directory: str, output: str) -> None:
-    """`output` may be anywhere but on one of the state directory's own files."""
-    names = (WAL_FILE, CACHE_FILE, ".checkpoint.lock")
-    inputs = [os.path.join(directory, name) for name in names]
-    checkpoints = os.path.join(directory, CHECKPOINT_DIR)
-    if os.path.isdir(checkpoints):
-        inputs += [os.path.join(checkpoints, name) for name in os.listdir(checkpoints)]
-    for path in inputs:
-        if same_file(path, output):
-            raise CommandError(
-                f"-o {output} is {path}, an input of the report: report never writes its input",
-                USAGE,
-            )
-    real = os.path.realpath(output)
-    if os.path.commonpath([real, os.path.realpath(checkpoints)]) == os.path.realpath(checkpoints):
-        raise CommandError(f"-o {output} is inside {checkpoints}: report never writes there", USAGE)
+    """`output` may be anywhere outside the state directory: report only reads
+    its input, so it never creates, replaces or truncates anything under it."""
     if os.path.isdir(output):
         raise CommandError(f"-o {output} is a directory; name the HTML file to write", USAGE)
+    real, under = os.path.realpath(output), os.path.realpath(directory)
+    if os.path.commonpath([real, under]) == under:
+        raise CommandError(
+            f"-o {output} is inside {directory}, the input of the report: report never "
+            "writes under its input; write the page elsewhere",
+            USAGE,
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

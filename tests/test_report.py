@@ -291,10 +291,11 @@ def test_report_writes_the_page_and_summarises_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("target", "words"),
     [
-        ("wal.log", "an input of the report"),
-        ("evidence.log", "an input of the report"),
-        ("checkpoints/checkpoint-00000000000000000010.cbor", "an input of the report"),
-        ("checkpoints/new.html", "report never writes there"),
+        ("wal.log", "report never writes under its input"),
+        ("evidence.log", "report never writes under its input"),
+        ("checkpoints/checkpoint-00000000000000000010.cbor", "report never writes under its input"),
+        ("checkpoints/new.html", "report never writes under its input"),
+        ("report.html", "report never writes under its input"),
         (".", "is a directory"),
     ],
 )
