@@ -81,7 +81,9 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     ),
     "testing.contract": ("testing._wal_contract", "testing._cache_contract"),
     "testing.machine": ("backends.memory", "testing.strategies"),
-    "testing.faults": ("fileio", "backends.file"),
+    "testing.powerloss": ("fileio",),
+    "testing.timedkill": (),
+    "testing.faults": ("fileio", "testing.powerloss", "testing.timedkill", "backends.file"),
 }
 ROOT_ENTRY_POINTS = {"__init__", "__main__"}
 
