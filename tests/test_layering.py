@@ -63,7 +63,13 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "commands": ("store", "render", "console", "verify"),
     "cli_effects": ("store", "urls", "console"),
     "cli": ("commands", "demo", "migrate", "render_actions", "cli_effects"),
-    "testing": ("testing.strategies", "testing.contract", "testing.machine"),
+    "testing": (
+        "testing.strategies",
+        "testing.contract",
+        "testing.machine",
+        "testing.crashtest",
+        "testing.faults",
+    ),
     "testing.strategies": ("artifact", "persisted"),
     "testing._case": (),
     "testing._builders": ("artifact", "intents"),
@@ -83,6 +89,8 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "testing.machine": ("backends.memory", "testing.strategies"),
     "testing.powerloss": ("fileio",),
     "testing.timedkill": (),
+    "testing.crashreport": ("testing.powerloss",),
+    "testing.crashtest": ("fileio", "testing.powerloss", "testing.crashreport"),
     "testing.faults": ("fileio", "testing.powerloss", "testing.timedkill", "backends.file"),
 }
 ROOT_ENTRY_POINTS = {"__init__", "__main__"}
