@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from durability import FileEvidenceOutcomeCache, StateDirectory, SyncPolicy
+from durability import FileEvidenceOutcomeCache, StateDirectory, StorageError, SyncPolicy
 from durability.fileio import FileSystem
 from durability.testing import (
     CrashPoint,
@@ -205,6 +205,25 @@ def test_a_workload_that_hangs_is_killed_and_reported() -> None:
 
     report = crash_test(hangs, Seen(), timeout=0.3)
     assert [run.error for run in report.runs] == ["the workload did not end within 0.3 s (killed)"]
+
+
+def test_a_crash_point_whose_call_fails_still_kills_after_it() -> None:
+    def writes_that_fail(directory: Path, fs: FileSystem) -> None:
+        for _ in range(2):
+            try:
+                fs.write_at(-1, b"x", 0, str(directory / "nowhere"))  # a bad descriptor
+            except StorageError:
+                (directory / "went-on").touch()
+
+    went_on: list[bool] = []
+    report = crash_test(
+        writes_that_fail,
+        lambda d: went_on.append((d / "went-on").exists()),
+        when="after",
+        timeout=10,
+    )
+    assert report.passed and report.kills == 2
+    assert went_on == [False, True, True]  # killed right after each failed call
 
 
 def test_max_points_stops_an_endless_workload() -> None:

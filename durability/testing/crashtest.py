@@ -130,24 +130,30 @@ class _KillingFileSystem(PowerLossFileSystem):
 
     def write_at(self, fd: int, data: bytes, offset: int, path: str) -> None:
         hit = self._reached("write", path)
-        super().write_at(fd, data, offset, path)
-        if hit:
-            self._die("write", path)
+        try:
+            super().write_at(fd, data, offset, path)
+        finally:  # "after": the call returned, or raised
+            if hit:
+                self._die("write", path)
 
     def sync(self, fd: int, path: str) -> None:
         hit = self._reached("sync", path)
-        if self._power is not None:
-            super().sync(fd, path)  # remembers what the sync covered
-        else:
-            FileSystem.sync(self, fd, path)
-        if hit:
-            self._die("sync", path)
+        try:
+            if self._power is not None:
+                super().sync(fd, path)  # remembers what the sync covered
+            else:
+                FileSystem.sync(self, fd, path)
+        finally:
+            if hit:
+                self._die("sync", path)
 
     def sync_dir(self, directory: str) -> None:
         hit = self._reached("sync_dir", directory)
-        super().sync_dir(directory)
-        if hit:
-            self._die("sync_dir", directory)
+        try:
+            super().sync_dir(directory)
+        finally:
+            if hit:
+                self._die("sync_dir", directory)
 
 
 @attrs.frozen
