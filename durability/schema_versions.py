@@ -75,39 +75,39 @@ class SchemaRegistry:
     """
 
     def __init__(self, kinds: Iterable[str], version: str) -> None:
-        self._current: dict[str, str] = dict.fromkeys(kinds, version)
-        if not self._current:
+        #: kind -> the versions it reads, oldest first (the current one last)
+        self._chains: dict[str, tuple[str, ...]] = {kind: (version,) for kind in kinds}
+        if not self._chains:
             raise ValueError("a schema registry needs at least one payload kind")
-        #: (kind, version) -> (the next version, the upcaster to it)
-        self._steps: dict[tuple[str, str], tuple[str, Upcaster]] = {}
+        #: (kind, version) -> the upcaster to the next version of its chain
+        self._upcasters: dict[tuple[str, str], Upcaster] = {}
         self._envelopes: dict[str, EnvelopeUpgrade] = {}
+        self._supported: tuple[str, ...] = (version,)
 
     def copy(self) -> SchemaRegistry:
         """An independent registry with the same kinds, versions and upcasters."""
-        other = SchemaRegistry(self._current, next(iter(self._current.values())))
-        other._current = dict(self._current)
-        other._steps = dict(self._steps)
+        other = SchemaRegistry(self._chains, self._supported[0])
+        other._chains = dict(self._chains)
+        other._upcasters = dict(self._upcasters)
         other._envelopes = dict(self._envelopes)
+        other._supported = self._supported
         return other
 
     @property
     def kinds(self) -> tuple[str, ...]:
         """The payload kinds this registry knows."""
-        return tuple(self._current)
+        return tuple(self._chains)
 
     def current(self, kind: str) -> str:
         """The version of `kind` every read is brought up to."""
-        return self._current[self._known(kind)]
+        return self.readable(kind)[-1]
 
     def readable(self, kind: str) -> tuple[str, ...]:
         """Every version of `kind` this registry reads, oldest first (the
-        current one last)."""
-        current = self.current(kind)
-        before = {step[0]: version for (k, version), step in self._steps.items() if k == kind}
-        chain = [current]
-        while chain[-1] in before:
-            chain.append(before[chain[-1]])
-        return tuple(reversed(chain))
+        current one last). Raises `KeyError` for a kind it does not know."""
+        if kind not in self._chains:
+            raise KeyError(f"unknown payload kind {kind!r} (this registry knows {self.kinds})")
+        return self._chains[kind]
 
     def add_version(self, kind: str, version: str, upcaster: Upcaster) -> None:
         """Make `version` the current version of `kind`; `upcaster` turns a
@@ -115,12 +115,14 @@ class SchemaRegistry:
 
         Raises `ValueError` for a version `kind` already has and `KeyError`
         for a kind the registry does not know."""
-        if version in self.readable(kind):
+        chain = self.readable(kind)
+        if version in chain:
             raise ValueError(f"{kind} already reads schema version {version}")
         if not callable(upcaster):
             raise TypeError(f"an upcaster must be callable, got {upcaster!r}")
-        self._steps[(kind, self._current[kind])] = (version, upcaster)
-        self._current[kind] = version
+        self._upcasters[(kind, chain[-1])] = upcaster
+        self._chains[kind] = (*chain, version)
+        self._remember_supported()
 
     def add_envelope_upgrade(self, version: str, upgrade: EnvelopeUpgrade) -> None:
         """Read envelopes of `version` by first rewriting the whole plain
@@ -130,11 +132,15 @@ class SchemaRegistry:
         if not callable(upgrade):
             raise TypeError(f"an envelope upgrade must be callable, got {upgrade!r}")
         self._envelopes[version] = upgrade
+        self._remember_supported()
 
     def supported(self) -> tuple[str, ...]:
         """Every version some kind reads (or an envelope upgrade accepts), sorted."""
-        found = {version for kind in self._current for version in self.readable(kind)}
-        return tuple(sorted(found | set(self._envelopes)))
+        return self._supported
+
+    def _remember_supported(self) -> None:
+        found = {version for chain in self._chains.values() for version in chain}
+        self._supported = tuple(sorted(found | set(self._envelopes)))
 
     def read_envelope(
         self, obj: Any, *, path: str | None = None, offset: int | None = None
@@ -153,8 +159,8 @@ class SchemaRegistry:
         if not isinstance(found, str):
             raise error("missing or non-text schema_version")
         version: Any = found
-        if version not in self.supported():
-            raise self._refuse(version, self.supported(), None, path, offset)
+        if version not in self._supported:
+            raise self._refuse(version, self._supported, None, path, offset)
         upgrade = self._envelopes.get(version)
         if upgrade is not None:
             obj = upgrade(obj)
@@ -165,18 +171,17 @@ class SchemaRegistry:
         if not isinstance(wrapped, dict):
             raise error("payload is not a map")
         kind = wrapped.get("kind")
-        if not isinstance(kind, str) or kind not in self._current:
+        if not isinstance(kind, str) or kind not in self._chains:
             raise error(f"unknown payload kind {kind!r}")
-        chain = self.readable(kind)
+        chain = self._chains[kind]
         if version not in chain:
             raise self._refuse(version, chain, kind, path, offset)
         body = wrapped.get("payload")
-        while version != chain[-1]:
-            version, upcaster = self._steps[(kind, version)]
+        for at in range(chain.index(version), len(chain) - 1):
             if not isinstance(body, dict):
-                raise error(f"{kind} payload is not a map (cannot upcast it to `{version}`)")
-            body = upcaster(body)
-        return Upcast(kind=kind, version=found, current=version, body=body)
+                raise error(f"{kind} payload is not a map (cannot upcast it to `{chain[at + 1]}`)")
+            body = self._upcasters[(kind, chain[at])](body)
+        return Upcast(kind=kind, version=found, current=chain[-1], body=body)
 
     def read(self, data: bytes, *, path: str | None = None) -> Upcast:
         """Decode exactly one artifact from `data` (the bytes of file `path`,
@@ -194,11 +199,6 @@ class SchemaRegistry:
         if end != len(data):
             raise DecodeError(f"{len(data) - end} trailing bytes", path=path, offset=end)
         return self.read_envelope(obj, path=path, offset=0 if path else None)
-
-    def _known(self, kind: str) -> str:
-        if kind not in self._current:
-            raise KeyError(f"unknown payload kind {kind!r} (this registry knows {self.kinds})")
-        return kind
 
     @staticmethod
     def _refuse(
