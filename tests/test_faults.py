@@ -170,6 +170,8 @@ def test_flip_bit_at_rest_chosen_and_seeded(tmp_path: Path) -> None:
     first = FaultyFileSystem(seed=9).flip_bit(path)
     again = FaultyFileSystem(seed=9).flip_bit(path)  # flips it back
     assert first == again and path.read_bytes() == bytes(5) + b"\x04" + bytes(58)
+    with pytest.raises(ValueError, match="no bit 0 at offset 64 in 64 bytes"):
+        FaultyFileSystem().flip_bit(path, offset=64, bit=0)
     (tmp_path / "empty").write_bytes(b"")
     with pytest.raises(ValueError, match="empty: no bit to flip"):
         FaultyFileSystem().flip_bit(tmp_path / "empty")

@@ -218,6 +218,8 @@ class FaultyFileSystem(FileSystem):
                 raise ValueError(f"{os.fspath(path)} is empty: no bit to flip")
             at = self.rng.randrange(len(data)) if offset is None else offset
             which = self.rng.randrange(8) if bit is None else bit
+            if not (0 <= at < len(data) and 0 <= which < 8):
+                raise ValueError(f"no bit {which} at offset {at} in {len(data)} bytes")
             data[at] ^= 1 << which
             f.seek(0)
             f.write(data)
