@@ -74,7 +74,32 @@ class DecodeError(DurabilityError):
 
 
 class SchemaVersionError(DecodeError):
-    """The artifact's ``schema_version`` is not one this toolkit reads."""
+    """The artifact's ``schema_version`` is not one this toolkit reads.
+
+    `version` is the version found and `supported` the versions the reader
+    accepts (oldest first), when known."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | None = None,
+        offset: int | None = None,
+        unit: str = "byte offset",
+        version: str | int | None = None,
+        supported: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(reason, path=path, offset=offset, unit=unit)
+        self.version = version
+        self.supported = supported
+
+    def located(
+        self, *, path: str | None = None, at: int | None = None, context: str | None = None
+    ) -> DecodeError:
+        moved = super().located(path=path, at=at, context=context)
+        assert isinstance(moved, SchemaVersionError)
+        moved.version, moved.supported = self.version, self.supported
+        return moved
 
 
 class ArtifactTooLargeError(DecodeError):

@@ -2,15 +2,15 @@
 
 `PersistedDurabilityArtifact` is what files hold, what the Rust original
 reads and writes, and what `durability export` produces. The schema-version
-registry maps each version this toolkit reads to an upgrade function that
-rewrites its plain data into the current (v1) layout, so a future v2 reader
-keeps reading v1 by registering one function.
+registry (`SCHEMA_REGISTRY`, ``durability/schema_versions.py``) holds, per
+payload kind, the version this toolkit reads and the upcasters that bring an
+older version's plain data up to it, so a future v2 reader keeps reading v1
+by registering one function per kind.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -20,20 +20,16 @@ from .artifact import (
     DurableRecoveryMetadata,
     EvidenceOutcomeCacheArtifact,
 )
-from .codec import decode_item, dumps, from_plain, to_plain
-from .errors import (
-    ArtifactTooLargeError,
-    DecodeError,
-    PayloadKindError,
-    SchemaVersionError,
-    StorageError,
-)
+from .codec import dumps, from_plain, to_plain
+from .errors import DecodeError, PayloadKindError, StorageError
 from .fileio import DEFAULT_FS
 from .limits import MAX_ARTIFACT_BYTES, SCHEMA_VERSION
+from .schema_versions import EnvelopeUpgrade, SchemaRegistry, Upcast
 
 __all__ = [
     "MAX_ARTIFACT_BYTES",
     "SCHEMA_VERSION",
+    "SCHEMA_REGISTRY",
     "PersistedDurabilityArtifact",
     "register_schema_version",
 ]
@@ -59,14 +55,17 @@ _NOT = {
     DurableRecoveryMetadata: "recovery metadata",
 }
 
-Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
-_UPGRADES: dict[str, Upgrade] = {SCHEMA_VERSION: lambda envelope: envelope}
+#: The versions this toolkit reads, per payload kind, and their upcasters
+#: (``durability/schema_versions.py``; ``specs/artifact_v1.md``, "Adding a
+#: version"). Every kind is at v1 today, with nothing to upcast.
+SCHEMA_REGISTRY = SchemaRegistry(PAYLOAD_KINDS, SCHEMA_VERSION)
 
 
-def register_schema_version(version: str, upgrade: Upgrade) -> None:
+def register_schema_version(version: str, upgrade: EnvelopeUpgrade) -> None:
     """Teach the reader `version`: `upgrade` turns its plain-data envelope into
-    the current layout (it runs before the payload is interpreted)."""
-    _UPGRADES[version] = upgrade
+    the current layout (it runs before the payload is interpreted). A change
+    of one kind's body is an upcaster instead: ``SCHEMA_REGISTRY.add_version``."""
+    SCHEMA_REGISTRY.add_envelope_upgrade(version, upgrade)
 
 
 def kind_of(payload: Payload) -> str:
@@ -90,56 +89,28 @@ def envelope_plain(payload: Payload, schema_version: str = SCHEMA_VERSION) -> di
 def payload_from_envelope(
     obj: Any, *, path: str | None = None, offset: int | None = None
 ) -> tuple[str, Payload]:
-    """Check and upgrade a decoded envelope; return ``(schema_version, payload)``.
+    """Check and upcast a decoded envelope (`SCHEMA_REGISTRY`); return
+    ``(schema_version, payload)``, the version being the one found.
 
     Errors name `path` and `offset` (where the envelope starts), when given.
     """
+    read = SCHEMA_REGISTRY.read_envelope(obj, path=path, offset=offset)
+    return read.version, _payload(read, path, offset)
 
-    def error(reason: str) -> DecodeError:
-        return DecodeError(reason, path=path, offset=offset)
 
-    if not isinstance(obj, dict):
-        raise error(f"expected a map, got {type(obj).__name__}")
-    version = obj.get("schema_version")
-    if not isinstance(version, str):
-        raise error("missing or non-text schema_version")
-    upgrade = _UPGRADES.get(version)
-    if upgrade is None:
-        raise SchemaVersionError(
-            f"unsupported schema version `{version}` "
-            f"(this toolkit reads {', '.join(sorted(_UPGRADES))})",
-            path=path,
-            offset=offset,
-        )
-    obj = upgrade(obj)
-    wrapped = obj.get("payload")
-    if not isinstance(wrapped, dict):
-        raise error("payload is not a map")
-    kind = wrapped.get("kind")
-    cls = PAYLOAD_KINDS.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise error(f"unknown payload kind {kind!r}")
+def _payload(read: Upcast, path: str | None, offset: int | None) -> Payload:
+    """The payload object of an artifact whose body is current (v1) plain data."""
     try:
-        payload = from_plain(wrapped.get("payload"), cls, where=f"{kind} payload")
+        return from_plain(read.body, PAYLOAD_KINDS[read.kind], where=f"{read.kind} payload")
     except DecodeError as exc:
         raise exc.located(path=path, at=offset) from exc
-    return version, payload
 
 
 def decode_envelope_bytes(data: bytes, *, path: str | None = None) -> tuple[str, Payload]:
     """Decode exactly one artifact from `data`, the bytes of file `path` (no
-    trailing bytes)."""
-    if len(data) > MAX_ARTIFACT_BYTES:
-        raise ArtifactTooLargeError(
-            f"input is {len(data)} bytes, max is {MAX_ARTIFACT_BYTES}", path=path
-        )
-    try:
-        obj, end = decode_item(data, 0)
-    except DecodeError as exc:
-        raise exc.located(path=path) from exc
-    if end != len(data):
-        raise DecodeError(f"{len(data) - end} trailing bytes", path=path, offset=end)
-    return payload_from_envelope(obj, path=path, offset=0 if path else None)
+    trailing bytes; the size cap is checked first)."""
+    read = SCHEMA_REGISTRY.read(data, path=path)
+    return read.version, _payload(read, path, 0 if path else None)
 
 
 @attrs.frozen(kw_only=True)

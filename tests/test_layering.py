@@ -21,7 +21,8 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "effects": ("model",),
     "artifact": ("model", "effects", "limits"),
     "codec": ("artifact",),
-    "persisted": ("codec", "fileio"),
+    "schema_versions": ("codec", "limits"),
+    "persisted": ("codec", "fileio", "schema_versions"),
     "tails": ("errors",),
     "framing": ("codec", "limits", "tails"),
     "index": ("artifact",),
@@ -67,7 +68,13 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "report_html": ("report", "report_script"),
     "cli_report": ("report_html", "console", "reading"),
     "cli": ("commands", "demo", "migrate", "render_actions", "cli_effects", "cli_report"),
-    "testing": ("testing.strategies", "testing.contract", "testing.machine"),
+    "testing": (
+        "testing.strategies",
+        "testing.contract",
+        "testing.machine",
+        "testing.crashtest",
+        "testing.faults",
+    ),
     "testing.strategies": ("artifact", "persisted"),
     "testing._case": (),
     "testing._builders": ("artifact", "intents"),
@@ -85,7 +92,11 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     ),
     "testing.contract": ("testing._wal_contract", "testing._cache_contract"),
     "testing.machine": ("backends.memory", "testing.strategies"),
-    "testing.faults": ("fileio", "backends.file"),
+    "testing.powerloss": ("fileio",),
+    "testing.timedkill": (),
+    "testing.crashreport": ("testing.powerloss",),
+    "testing.crashtest": ("fileio", "testing.powerloss", "testing.crashreport"),
+    "testing.faults": ("fileio", "testing.powerloss", "testing.timedkill", "backends.file"),
 }
 ROOT_ENTRY_POINTS = {"__init__", "__main__"}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import cbor2
 import pytest
 
+import durability.persisted as persisted
 from durability import (
     MAX_ARTIFACT_BYTES,
     SCHEMA_VERSION,
@@ -82,7 +83,10 @@ def test_unknown_schema_version_is_named_before_payload_is_read() -> None:
     assert str(info.value).startswith("decode persisted durability artifact")
 
 
-def test_registered_schema_version_is_upgraded() -> None:
+def test_registered_schema_version_is_upgraded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # registered in a copy of the registry, so the version does not leak into other tests
+    monkeypatch.setattr(persisted, "SCHEMA_REGISTRY", persisted.SCHEMA_REGISTRY.copy())
+
     def upgrade(envelope: dict[str, object]) -> dict[str, object]:
         old = envelope["payload"]
         assert isinstance(old, dict)

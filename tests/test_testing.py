@@ -24,6 +24,8 @@ from durability.testing import (
     AgreementWalContract,
     EvidenceOutcomeCacheContract,
     contract,
+    crashtest,
+    faults,
     machine,
     strategies,
 )
@@ -36,7 +38,13 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_exports_are_the_submodules_exports() -> None:
-    submodules = [*contract.__all__, *machine.__all__, *strategies.__all__]
+    submodules = [
+        *contract.__all__,
+        *machine.__all__,
+        *strategies.__all__,
+        *crashtest.__all__,
+        *faults.__all__,
+    ]
     assert sorted(durability.testing.__all__) == sorted(submodules)
     for name in durability.testing.__all__:
         assert getattr(durability.testing, name) is not None
@@ -70,6 +78,20 @@ def test_the_contract_suite_needs_pytest_not_hypothesis() -> None:
             pass
         else:
             raise SystemExit("strategies imported without hypothesis")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_crash_tools_need_neither_pytest_nor_hypothesis() -> None:
+    result = run_python(
+        """
+        import sys
+        sys.modules["hypothesis"] = None  # as if not installed
+        sys.modules["pytest"] = None
+        from durability.testing import FaultyFileSystem, crash_test
+        report = crash_test(lambda directory, fs: None, lambda directory: None)
+        assert report.passed and report.kills == 0, report
         """
     )
     assert result.returncode == 0, result.stderr

@@ -9,6 +9,17 @@
   ``Test...`` class to check your own backend. It needs only `pytest`.
 - `wal_state_machine(make_wal, reopen, ...)` (`durability.testing.machine`): a
   hypothesis state machine driving your WAL beside the in-memory oracle.
+- Crash tests of your own code (`durability.testing.crashtest`):
+  ``crash_test(workload, check)`` runs ``workload(directory, fs)`` in a child
+  process, kills it at every write and fsync in turn (optionally cutting the
+  power too) and hands each directory it left to ``check(directory)``;
+  the `CrashReport` lists the crash points whose check failed.
+- Fault injection (`durability.testing.faults`): `FaultyFileSystem` (pass it
+  as ``fs=`` wherever a file WAL or cache is opened) injects a `Fault` (a
+  failed call such as an fsync, a short write, a bit flip) at the call you
+  choose and damages files at rest (`flip_bit`, `truncate_file`), seeded;
+  `PowerLossFileSystem` drops, tears or zeroes what was never fsynced
+  (`Unsynced`).
 
 Names are imported on first use, so each needs only its own module's
 dependencies: ``from durability.testing import AgreementWalContract`` works
@@ -22,6 +33,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .contract import AgreementWalContract, EvidenceOutcomeCacheContract
+    from .crashtest import CrashPoint, CrashReport, CrashRun, crash_test
+    from .faults import (
+        Ack,
+        Call,
+        CrashTrial,
+        Fault,
+        FaultyFileSystem,
+        PowerLossFileSystem,
+        Unsynced,
+        run_and_kill,
+    )
     from .machine import wal_state_machine
     from .strategies import (
         agreement_evidence,
@@ -53,6 +75,18 @@ __all__ = [
     "AgreementWalContract",
     "EvidenceOutcomeCacheContract",
     "wal_state_machine",
+    "CrashPoint",
+    "CrashReport",
+    "CrashRun",
+    "crash_test",
+    "Ack",
+    "Call",
+    "CrashTrial",
+    "Fault",
+    "FaultyFileSystem",
+    "PowerLossFileSystem",
+    "Unsynced",
+    "run_and_kill",
     "agreement_evidence",
     "agreement_levels",
     "agreement_states",
@@ -83,6 +117,18 @@ _HOME = {
     "AgreementWalContract": "contract",
     "EvidenceOutcomeCacheContract": "contract",
     "wal_state_machine": "machine",
+    "CrashPoint": "crashtest",
+    "CrashReport": "crashtest",
+    "CrashRun": "crashtest",
+    "crash_test": "crashtest",
+    "Ack": "faults",
+    "Call": "faults",
+    "CrashTrial": "faults",
+    "run_and_kill": "faults",
+    "Fault": "faults",
+    "FaultyFileSystem": "faults",
+    "PowerLossFileSystem": "faults",
+    "Unsynced": "faults",
 }
 
 

@@ -1,17 +1,23 @@
 """Fault injection for crash-safety tests, built on the `FileSystem` seam that
-every file backend takes as ``fs=``.
+every file backend takes as ``fs=`` (`FileAgreementWal`,
+`FileEvidenceOutcomeCache`, `StateDirectory`, `open_wal`/`open_cache` of a
+file path).
 
 * `FaultyFileSystem` records every call an operation makes through the seam
   (`FaultyFileSystem.calls`: open, stat, read, write, sync, truncate, lock,
-  sync_dir, rename, link, mkdir) and fails a chosen one (or every one from
-  it on) with the errno you name, or makes a write come back short. Count
-  the call sites of an operation once, then fail the k-th for every k.
-* `PowerLossFileSystem` remembers what each file held at its last sync;
-  `lose_power` puts a file back to that, optionally keeping a torn or
-  zero-filled version of what was written after it.
-* `run_and_kill` is the crash runner: it forks a writer that acknowledges
-  each durable write (``ack("...")`` after the call returned), SIGKILLs it
-  after a delay and returns what it had acknowledged.
+  sync_dir, rename, link, mkdir) and injects one `Fault` at the call you
+  choose (`inject`: the n-th write, the next fsync, ..., of a file or any):
+  a failed call with the errno you name (a failed fsync), a short write, or
+  a write whose data lands with a bit flipped. At rest, `flip_bit` and
+  `truncate_file` damage a file at a chosen or random (seeded) point.
+* `PowerLossFileSystem` (``durability/testing/powerloss.py``) remembers what
+  each file held at its last sync; `lose_power` puts a file back to that,
+  optionally keeping a torn or zero-filled version of what was written after.
+* `run_and_kill` forks a writer that acknowledges each durable write (``ack(
+  "...")`` after the call returned), SIGKILLs it after a delay and returns
+  what it had acknowledged (``durability/testing/timedkill.py``);
+  `durability.testing.crash_test` kills at every write and fsync in turn
+  (``durability/testing/crashtest.py``).
 
 Failing the k-th call site of an append::
 
@@ -33,6 +39,20 @@ Failing the k-th call site of an append::
     ... except DurabilityError as exc:
     ...     print(type(exc).__name__)
     LogPoisonedError
+
+A bit flipped on its way to the disk goes unnoticed until the log is read
+(random choices are seeded, so this one flips the same bit every run)::
+
+    >>> from durability import DecodeError
+    >>> fs = FaultyFileSystem(seed=7)
+    >>> wal = FileAgreementWal(os.path.join(tempfile.mkdtemp(), "wal.log"), fs=fs)
+    >>> fs.inject(Fault.BIT_FLIP, path="wal.log")  # the next write to wal.log
+    >>> _ = wal.append(entry); _ = wal.append(entry)  # both reported durable
+    >>> try:
+    ...     FileAgreementWal(wal.path).load()
+    ... except DecodeError as exc:
+    ...     print(type(exc).__name__, "at byte offset", exc.offset)  # the first append's record
+    DecodeError at byte offset 149
 """
 
 from __future__ import annotations
@@ -42,22 +62,22 @@ import enum
 import errno as errnos
 import os
 import random
-import select
-import signal
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import attrs
 
 from ..errors import StorageError
 from ..fileio import FileSystem
+from .powerloss import PowerLossFileSystem, Unsynced
+from .timedkill import Ack, CrashTrial, run_and_kill
 
 __all__ = [
     "Ack",
     "Call",
     "CrashTrial",
+    "Fault",
     "FaultyFileSystem",
     "PowerLossFileSystem",
     "Unsynced",
@@ -74,58 +94,170 @@ class Call:
     path: str
 
 
-class FaultyFileSystem(FileSystem):
-    """A `FileSystem` that records its calls and fails the ones you choose.
+class Fault(enum.Enum):
+    """What `FaultyFileSystem.inject` does at the call it picks."""
 
-    `calls` lists every call in order (thread-safe). `fail_after(k, ...)` arms
-    a fault at the k-th call from now; with ``sticky=True`` every call from
-    it on fails too (a disk that went away), with ``short_write=True`` a
-    write at that site first writes half its bytes (a full disk). Each fault
-    raises the `StorageError` the real seam would raise for that errno.
+    #: The call fails with the errno given (``EIO`` by default) and does
+    #: nothing: on a ``sync``, a failed fsync.
+    ERROR = "error"
+    #: A write stores only a prefix of its data (``keep`` bytes, or a random
+    #: number fewer than all), then fails with the errno (a full disk). Any
+    #: other call fails as `ERROR`.
+    SHORT_WRITE = "short_write"
+    #: A write stores its data with one bit flipped (``bit``, or a random
+    #: one) and reports success: silent corruption. Only writes are picked.
+    BIT_FLIP = "bit_flip"
+
+
+@attrs.define
+class _Armed:
+    """The fault waiting for its call: `remaining` matching calls to go."""
+
+    fault: Fault
+    op: str | None
+    path: str | None
+    remaining: int
+    error: int
+    sticky: bool
+    keep: int | None
+    bit: int | None
+    half: bool = False
+
+    def matches(self, op: str, path: str) -> bool:
+        if self.op is not None and op != self.op:
+            return False
+        return self.path is None or path == self.path or path.endswith(os.sep + self.path)
+
+
+class FaultyFileSystem(FileSystem):
+    """A `FileSystem` that records its calls and injects the faults you choose.
+
+    `calls` lists every call in order (thread-safe) and `faults` the calls a
+    fault hit. `inject` arms one `Fault` at the n-th call matching an
+    operation and a path from now; `fail_after(k, ...)` at the k-th call of
+    any kind. With ``sticky=True`` every matching call from it on fails too
+    (a disk that went away). An error raises the `StorageError` the real seam
+    would raise for that errno. Random choices (how short a short write, which
+    bit, where to cut) come from `rng`, seeded by `seed`, so a failing case
+    can be replayed.
 
     `write_chunk` splits every write into separate ``pwrite`` calls of that
     many bytes (``write_pause`` seconds apart), so a crash can land inside a
     record.
     """
 
-    def __init__(self, *, write_chunk: int | None = None, write_pause: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        write_chunk: int | None = None,
+        write_pause: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
         self.calls: list[Call] = []
         self.faults: list[Call] = []
-        self._fail_at: int | None = None
-        self._error = errnos.EIO
-        self._sticky = False
-        self._short = False
+        #: Where random faults and damage are chosen (seeded by `seed`).
+        self.rng = random.Random(seed)
+        self._armed: _Armed | None = None
         self._write_chunk = write_chunk
         self._write_pause = write_pause
         self._guard = threading.Lock()
 
+    def inject(
+        self,
+        fault: Fault = Fault.ERROR,
+        *,
+        op: str | None = None,
+        nth: int = 1,
+        path: str | None = None,
+        error: int = errnos.EIO,
+        sticky: bool = False,
+        keep: int | None = None,
+        bit: int | None = None,
+    ) -> None:
+        """Arm `fault` at the `nth` call from now (1: the next) whose
+        operation is `op` (``"write"``, ``"sync"``, ...; ``None``: any) on
+        `path` (a full path or a file name; ``None``: any file). It replaces
+        a fault still armed. ``inject(op="sync")`` fails the next fsync;
+        ``inject(Fault.SHORT_WRITE, op="write", nth=3, keep=10)`` lets the
+        third write store 10 bytes and fail.
+        """
+        if nth < 1:
+            raise ValueError(f"nth counts from 1, got {nth}")
+        if fault is Fault.BIT_FLIP and op not in (None, "write"):
+            raise ValueError(f"a bit flip hits a write, not a {op}")
+        only = "write" if fault is Fault.BIT_FLIP else op
+        sticky = sticky and fault is not Fault.BIT_FLIP
+        self._arm(_Armed(fault, only, path, nth, error, sticky, keep, bit))
+
+    def _arm(self, armed: _Armed) -> None:
+        with self._guard:
+            self._armed = armed
+
     def fail_after(
         self, k: int, *, error: int = errnos.EIO, sticky: bool = False, short_write: bool = False
     ) -> None:
-        """Fail the k-th call from now (0: the next one) with `error`."""
-        with self._guard:
-            self._fail_at = len(self.calls) + k
-            self._error, self._sticky, self._short = error, sticky, short_write
+        """Fail the k-th call from now (0: the next), whatever it is, with
+        `error`; with `short_write`, a write there first stores half its data."""
+        fault = Fault.SHORT_WRITE if short_write else Fault.ERROR
+        self._arm(_Armed(fault, None, None, k + 1, error, sticky, None, None, half=True))
 
     def heal(self) -> None:
         """Disarm: every later call succeeds."""
         with self._guard:
-            self._fail_at = None
+            self._armed = None
 
-    def _site(self, op: str, path: str) -> OSError | None:
-        """Record a call; return the error it must fail with, if any."""
+    def flip_bit(
+        self, path: str | os.PathLike[str], offset: int | None = None, bit: int | None = None
+    ) -> tuple[int, int]:
+        """Flip bit `bit` (0-7; random if ``None``) of the byte at `offset`
+        (random if ``None``) of the file at `path`, in place; returns
+        ``(offset, bit)``. Damage at rest, made outside the seam."""
+        with open(path, "r+b") as f:
+            data = bytearray(f.read())
+            if not data:
+                raise ValueError(f"{os.fspath(path)} is empty: no bit to flip")
+            at = self.rng.randrange(len(data)) if offset is None else offset
+            which = self.rng.randrange(8) if bit is None else bit
+            if not (0 <= at < len(data) and 0 <= which < 8):
+                raise ValueError(f"no bit {which} at offset {at} in {len(data)} bytes")
+            data[at] ^= 1 << which
+            f.seek(0)
+            f.write(data)
+        return at, which
+
+    def truncate_file(self, path: str | os.PathLike[str], at: int | None = None) -> int:
+        """Cut the file at `path` to `at` bytes (a random length shorter than
+        it is if ``None``); returns the length. Damage at rest (a lost tail),
+        made outside the seam."""
+        size = os.path.getsize(path)
+        length = self.rng.randrange(size) if at is None and size else (at or 0)
+        if length > size:
+            raise ValueError(f"{os.fspath(path)} has {size} bytes, cannot cut it to {length}")
+        os.truncate(path, length)
+        return length
+
+    def _site(self, op: str, path: str) -> _Armed | None:
+        """Record a call; return the fault it must suffer, if any."""
         with self._guard:
             call = Call(len(self.calls), op, path)
             self.calls.append(call)
-            at = self._fail_at
-            if at is None or call.index < at or (call.index > at and not self._sticky):
+            armed = self._armed
+            if armed is None or not armed.matches(op, path):
+                return None
+            armed.remaining -= 1
+            if armed.remaining > 0 or (armed.remaining < 0 and not armed.sticky):
                 return None
             self.faults.append(call)
-            return OSError(self._error, os.strerror(self._error))
+            return armed
+
+    @staticmethod
+    def _error(armed: _Armed) -> OSError:
+        return OSError(armed.error, os.strerror(armed.error))
 
     def _check(self, op: str, path: str) -> None:
-        exc = self._site(op, path)
-        if exc is not None:
+        armed = self._site(op, path)
+        if armed is not None:
+            exc = self._error(armed)
             raise StorageError(f"{op} {path}: {exc.strerror}") from exc
 
     def open_rw(self, path: str, *, create: bool = False) -> int:
@@ -149,12 +281,23 @@ class FaultyFileSystem(FileSystem):
         return super().read_at(fd, offset, length, path)
 
     def write_at(self, fd: int, data: bytes, offset: int, path: str) -> None:
-        exc = self._site("write", path)
-        if exc is not None:
-            if self._short and data:
-                self._write(fd, data[: len(data) // 2], offset, path)
-            raise StorageError(f"write {path} at offset {offset}: {exc.strerror}") from exc
-        self._write(fd, data, offset, path)
+        armed = self._site("write", path)
+        if armed is None:
+            self._write(fd, data, offset, path)
+            return
+        if armed.fault is Fault.BIT_FLIP and data:
+            flipped = bytearray(data)
+            at = armed.bit if armed.bit is not None else self.rng.randrange(len(data) * 8)
+            flipped[at // 8] ^= 1 << (at % 8)
+            self._write(fd, bytes(flipped), offset, path)
+            return
+        if armed.fault is Fault.SHORT_WRITE and data:
+            keep = len(data) // 2 if armed.half else armed.keep
+            if keep is None:
+                keep = self.rng.randrange(len(data))
+            self._write(fd, data[: min(keep, len(data))], offset, path)
+        exc = self._error(armed)
+        raise StorageError(f"write {path} at offset {offset}: {exc.strerror}") from exc
 
     def _write(self, fd: int, data: bytes, offset: int, path: str) -> None:
         step = self._write_chunk or len(data) or 1
@@ -192,147 +335,3 @@ class FaultyFileSystem(FileSystem):
     def make_dirs(self, path: str) -> None:
         self._check("mkdir", path)
         super().make_dirs(path)
-
-
-class Unsynced(enum.Enum):
-    """What a power cut leaves of the bytes written after a file's last sync."""
-
-    #: Nothing: the file is exactly what its last sync covered.
-    DROP = "drop"
-    #: A random prefix of them (a write torn by the cut).
-    TORN = "torn"
-    #: The file keeps its size; a random prefix of them survives and the
-    #: rest reads as zeros (a file system that extended the size but never
-    #: wrote the blocks).
-    ZEROS = "zeros"
-
-
-class PowerLossFileSystem(FileSystem):
-    """A `FileSystem` that remembers, per file (by inode), the bytes its last
-    sync covered, so a test can cut the power (`lose_power`) and reopen.
-
-    Only data syncs count: a file created atomically (temporary file, sync,
-    link) holds its synced contents from the start.
-    """
-
-    def __init__(self) -> None:
-        self._synced: dict[tuple[int, int], bytes] = {}
-        self._guard = threading.Lock()
-
-    def sync(self, fd: int, path: str) -> None:
-        super().sync(fd, path)
-        st = os.fstat(fd)
-        data = super().read_at(fd, 0, st.st_size, path)
-        with self._guard:
-            self._synced[(st.st_dev, st.st_ino)] = data
-
-    def synced_bytes(self, path: str | os.PathLike[str]) -> bytes:
-        """What `path` held at its last sync (``b""`` if it never synced)."""
-        st = os.stat(path)
-        with self._guard:
-            return self._synced.get((st.st_dev, st.st_ino), b"")
-
-    def lose_power(
-        self,
-        path: str | os.PathLike[str],
-        unsynced: Unsynced = Unsynced.DROP,
-        *,
-        rng: random.Random | None = None,
-    ) -> bytes:
-        """Rewrite `path` as a power cut would leave it and return its bytes.
-
-        Bytes written after the last sync are dropped, torn or zero-filled
-        per `unsynced`; only when the file is its synced bytes followed by
-        more does anything after them survive.
-        """
-        rng = rng or random.Random()
-        with open(path, "rb") as f:
-            now = f.read()
-        synced = self.synced_bytes(path)
-        after = now[len(synced) :] if now.startswith(synced) else b""
-        kept = after[: rng.randint(0, len(after))] if unsynced is not Unsynced.DROP else b""
-        image = synced + kept
-        if unsynced is Unsynced.ZEROS:
-            image += bytes(max(0, len(now) - len(image)))
-        with open(path, "r+b") as f:
-            f.truncate(0)
-            f.write(image)
-        return image
-
-
-# -- the crash runner -----------------------------------------------------------------
-
-#: What a writer calls after each durable write returned: ``ack("entry 7")``.
-Ack = Callable[[str], None]
-
-
-@attrs.frozen(kw_only=True)
-class CrashTrial:
-    """What one `run_and_kill` run saw: the acknowledgements the writer sent
-    before it died (in order), whether SIGKILL ended it (``False``: it
-    finished first), and the error it raised, if it failed on its own."""
-
-    acked: tuple[str, ...]
-    killed: bool
-    error: str | None = None
-
-
-def _sender(fd: int) -> Ack:
-    def ack(message: str) -> None:
-        line = f"{message}\n".encode()
-        if "\n" in message or len(line) > select.PIPE_BUF:
-            raise ValueError(f"an acknowledgement is one short line, not {message!r:.80}")
-        os.write(fd, line)  # at most PIPE_BUF bytes: arrives whole or not at all
-
-    return ack
-
-
-def run_and_kill(workload: Callable[[Ack], None], *, after: float) -> CrashTrial:
-    """Fork a child that runs ``workload(ack)``, SIGKILL it `after` seconds
-    later (wherever it is: inside a write, an fsync, a repair on open), and
-    return what it acknowledged.
-
-    The child acknowledges with ``ack(text)`` once a write returned; each
-    acknowledgement is one line written to a pipe in one call, so it arrives
-    whole or not at all. An exception in the workload is reported in
-    `CrashTrial.error` (with its traceback), never hidden.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 0
-        try:
-            os.close(read_end)
-            workload(_sender(write_end))
-        except BaseException:
-            code = 1
-            text = " | ".join(traceback.format_exc().strip().splitlines()[-6:])
-            with contextlib.suppress(OSError):
-                os.write(write_end, b"!" + text.encode()[: select.PIPE_BUF - 8] + b"\n")
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + after
-    while (remaining := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([read_end], [], [], remaining)
-        if ready:
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                break  # the writer finished (or failed) before the kill
-            chunks.append(chunk)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    while chunk := os.read(read_end, 1 << 16):
-        chunks.append(chunk)
-    os.close(read_end)
-    text = b"".join(chunks).decode(errors="replace")
-    lines = text.split("\n")[:-1]  # a last line cut short never arrived
-    errors = [line[1:] for line in lines if line.startswith("!")]
-    killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    return CrashTrial(
-        acked=tuple(line for line in lines if not line.startswith("!")),
-        killed=killed,
-        error=errors[0] if errors else None,
-    )
