@@ -19,6 +19,7 @@ __all__ = [
     "SchemaVersionError",
     "SequenceConflictError",
     "StorageError",
+    "UnknownOperationError",
 ]
 
 #: Every `DecodeError` message starts with this prefix (API.md §5).
@@ -106,6 +107,16 @@ class InconsistentWalError(DurabilityError):
     def __init__(self, message: str, operation_ids: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.operation_ids = operation_ids
+
+
+class UnknownOperationError(DurabilityError, LookupError):
+    """An operation id the object asked knows nothing about (a recovery plan
+    asked to explain an operation with no entry after its checkpoint);
+    `operation_id` names it."""
+
+    def __init__(self, message: str, operation_id: str) -> None:
+        super().__init__(message)
+        self.operation_id = operation_id
 
 
 class StorageError(DurabilityError):
