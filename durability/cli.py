@@ -253,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--no-strict", action="store_true", help="list anomalies instead of failing on them"
     )
+    plan.add_argument(
+        "--explain",
+        action="store_true",
+        help="each decision (and anomaly) with the planner rule that chose it and the WAL "
+        "entries behind it: file and byte offset, or SQL sequence",
+    )
+    plan.add_argument(
+        "--operation", action="append", metavar="OP", help="with --explain: only OP (repeatable)"
+    )
     plan.set_defaults(run=cmd_plan)
 
     export = sub.add_parser(
