@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from durability import (
+    SCHEMA_VERSION,
     AgreementWalArtifact,
     DurableRecoveryPlan,
     EntryRole,
@@ -19,7 +20,6 @@ from durability import (
     FileAgreementWal,
     Finalization,
     InMemoryAgreementWal,
-    SCHEMA_VERSION,
     PersistedDurabilityArtifact,
     PlannerRule,
     SqliteAgreementWal,
