@@ -1,5 +1,5 @@
 """The ``durability`` command line: demo, inspect, verify, plan, export,
-migrate.
+migrate, effects, resolve, repair.
 
 Human output is tables on stdout; ``--json`` prints one JSON document on
 stdout instead. Progress goes to stderr. Exit codes: 0 ok, 1 verification
@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from . import render_actions
 from .cli_effects import add_commands as add_effect_commands
+from .cli_repair import add_commands as add_repair_commands
 from .commands import (
     cmd_export,
     cmd_inspect,
@@ -297,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     copy.set_defaults(run=cmd_migrate)
     add_effect_commands(sub, common)
+    add_repair_commands(sub, common)
     return parser
 
 

@@ -14,8 +14,10 @@ __all__ = [
     "EncodeError",
     "EscalationOrderError",
     "InconsistentWalError",
+    "LogInUseError",
     "LogPoisonedError",
     "PayloadKindError",
+    "RepairRefusedError",
     "SchemaVersionError",
     "SequenceConflictError",
     "StorageError",
@@ -121,6 +123,22 @@ class UnknownOperationError(DurabilityError, LookupError):
 
 class StorageError(DurabilityError):
     """The operating system refused a read, write, sync, lock or rename."""
+
+
+class LogInUseError(StorageError):
+    """Another process holds a log's lock, or has the log open, so it cannot
+    be repaired now (``durability repair --apply``); nothing was changed.
+    `path` names the log."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class RepairRefusedError(DurabilityError):
+    """A log whose damage no repair may cut (a damaged base, a record written
+    by a newer version, damage right after a base no checksum vouches for),
+    or a repaired copy that failed verification; nothing was changed."""
 
 
 class LogPoisonedError(StorageError):

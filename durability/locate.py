@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from .artifact import AgreementWalArtifact
 from .backends.file import FileAgreementWal, inspect_log
 from .backends.protocols import SequencedAgreementWal
 from .errors import PayloadKindError
@@ -37,9 +38,10 @@ def file_entry_locations(
     out); raises as `inspect_log` does, and `PayloadKindError` for a cache log.
     """
     report = inspect_log(path, fs=fs)
-    if report.kind not in (None, "agreement_wal"):
+    artifact = report.artifact
+    if artifact is not None and not isinstance(artifact, AgreementWalArtifact):
         raise PayloadKindError(f"{report.path} holds an {report.kind} log, not an agreement WAL")
-    entries = report.artifact.entries if report.artifact is not None else ()
+    entries = artifact.entries if artifact is not None else ()
     places: list[tuple[int, int | None, int]] = [(0, None, i) for i in range(report.base_entries)]
     for record in report.records:
         places.extend((record.offset, record.seq, i) for i in range(record.entries))
