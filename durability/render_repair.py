@@ -56,7 +56,7 @@ def _head(plan: RepairPlan) -> str:
 
 
 def _kept(plan: RepairPlan) -> str:
-    return f"the base and {plan.kept_records} records ({plan.kept_entries} entries)"
+    return f"{plan.kept_records} records ({plan.kept_entries} entries)"
 
 
 def _found(plan: RepairPlan) -> list[str]:

@@ -93,7 +93,9 @@ class RepairPlan:
 
     `state` says what is needed and `reason` why (``None`` when clean). A
     repair cuts at byte `offset`, dropping `dropped` bytes and keeping the
-    base and `kept_records` records holding `kept_entries` entries (WAL
+    base and `kept_records` records (counted as ``durability inspect`` and
+    ``verify`` count them, the base checksum record included) holding
+    `kept_entries` entries (WAL
     entries, cache bindings or intents). For damage, `damaged_record` is the
     sequence number of the first record lost and `after` what lies intact
     after it.
@@ -207,8 +209,7 @@ def scan_open(fs: FileSystem, fd: int, name: str) -> RepairPlan:
             except DecodeError as exc:  # verifies, but does not decode or apply
                 bad = (record, exc.reason)
                 break
-            if record.type is not RecordType.BASE_CHECKSUM:
-                kept, entries = kept + 1, entries + count
+            kept, entries = kept + 1, entries + count
             last_seq = record.seq
         else:
             if state is None and reader.base is not None:

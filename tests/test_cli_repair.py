@@ -26,7 +26,7 @@ from tests.helpers import L, binding, esc, ev, gate
 from tests.test_cli_explain import durability, one_line_error
 from tests.test_cli_read_only import AS_READER, make_read_only
 
-RECORDS = 12  # WAL records written by `make_wal`, each holding 3 entries
+RECORDS = 12  # WAL records written by `make_wal`, each holding 3 entries (and record 0)
 STAMP = re.compile(r"^wal\.log\.damaged-\d{8}T\d{6}Z$")
 
 
@@ -83,7 +83,7 @@ def test_dry_run_on_a_torn_tail_says_what_it_would_cut_and_changes_nothing(
     assert code == 1 and text.returncode == 1  # the log needs a repair
     assert document["state"] == "torn_tail" and document["applied"] is False
     assert (document["offset"], document["dropped"]) == (offset, len(data) - offset)
-    assert (document["kept_records"], document["kept_entries"]) == (RECORDS - 1, 3 * (RECORDS - 1))
+    assert (document["kept_records"], document["kept_entries"]) == (RECORDS, 3 * (RECORDS - 1))
     modes = {m["mode"]: m["action"] for m in document["modes"]}
     assert modes == {
         "tolerate_torn_tail": "cut",
@@ -150,7 +150,7 @@ def test_mid_log_damage_counts_the_records_after_it_and_apply_keeps_the_prefix(
     code, document = repair_json(str(path))
     assert code == 1 and snapshot(tmp_path) == before
     assert document["state"] == "damage" and document["offset"] == start
-    assert document["damaged_record"] == 5 and document["kept_records"] == 4
+    assert document["damaged_record"] == 5 and document["kept_records"] == 5  # the base checksum record and 1..4
     assert document["after_damage"] == {
         "records": RECORDS - 5,
         "entries": 3 * (RECORDS - 5),
