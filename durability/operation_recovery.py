@@ -42,17 +42,21 @@ class OperationRecovery:
     __slots__ = (
         "_cached_seen",
         "cached_evidence_ids",
-        "checkpoint_cite",
+        "checkpoint_at",
+        "checkpoint_entry",
         "checkpoint_level",
         "escalation_level",
         "finalization",
-        "finalization_cite",
-        "gate_cite",
+        "finalization_at",
+        "finalization_entry",
+        "gate_at",
+        "gate_entry",
         "gate_level",
         "in_suffix",
         "operation_id",
         "rule",
-        "suffix_cite",
+        "suffix_at",
+        "suffix_entry",
         "suffix_level",
     )
 
@@ -73,11 +77,13 @@ class OperationRecovery:
         #: Suffix evidence ids the cache holds, first appearance order.
         self.cached_evidence_ids: list[str] = []
         self._cached_seen: set[str] = set()
-        # The entry (and its 1-based WAL position) that set each value above.
-        self.checkpoint_cite: Cite | None = None
-        self.suffix_cite: Cite | None = None
-        self.finalization_cite: Cite | None = None
-        self.gate_cite: Cite | None = None
+        # The entry that set each value above, and its 1-based WAL position
+        # (kept apart, not as tuples: nothing is allocated per entry).
+        self.checkpoint_entry: WalEntry | None = None
+        self.suffix_entry: WalEntry | None = None
+        self.finalization_entry: WalEntry | None = None
+        self.gate_entry: WalEntry | None = None
+        self.checkpoint_at = self.suffix_at = self.finalization_at = self.gate_at = 0
         #: The rule `decide` applied (``None`` before it ran).
         self.rule: PlannerRule | None = None
 
@@ -107,19 +113,24 @@ class OperationRecovery:
             self.escalation_level = entry.new_level
         elif isinstance(entry, Finalization):
             self.finalization = entry.outcome
-            self.finalization_cite = (position, entry)
+            self.finalization_at, self.finalization_entry = position, entry
         proven = proven_level(entry)
         if not in_suffix:
-            if proven > self.checkpoint_level:
-                self.checkpoint_level, self.checkpoint_cite = proven, (position, entry)
+            level = max_level(self.checkpoint_level, proven)
+            if level is not self.checkpoint_level:  # strictly higher: this entry set it
+                self.checkpoint_level = level
+                self.checkpoint_at, self.checkpoint_entry = position, entry
             return
         self.in_suffix = True
-        if proven > self.suffix_level:
-            self.suffix_level, self.suffix_cite = proven, (position, entry)
+        level = max_level(self.suffix_level, proven)
+        if level is not self.suffix_level:
+            self.suffix_level = level
+            self.suffix_at, self.suffix_entry = position, entry
         if isinstance(entry, VisibilityGateCrossing):
-            gate = entry.gate_level
-            if self.gate_level is None or gate > self.gate_level:
-                self.gate_level, self.gate_cite = gate, (position, entry)
+            gate, highest = entry.gate_level, self.gate_level
+            if highest is None or max_level(highest, gate) is not highest:
+                self.gate_level = gate
+                self.gate_at, self.gate_entry = position, entry
         elif isinstance(entry, EvidenceProduced):
             evidence_id = entry.evidence.evidence_id
             if evidence_id not in self._cached_seen and cache.get(evidence_id) is not None:
@@ -131,15 +142,18 @@ class OperationRecovery:
         """True when a gate crossed after the checkpoint is above `level`."""
         return self.gate_level is not None and self.gate_level > self.level
 
-    def choose_rule(self) -> PlannerRule:
-        """The first `PlannerRule` that applies to this operation."""
-        if self.is_anomaly:
+    def choose_rule(self, level: AgreementLevel | None = None) -> PlannerRule:
+        """The first `PlannerRule` that applies to this operation (`level`:
+        its `level`, when the caller has it at hand)."""
+        level = self.level if level is None else level
+        gate = self.gate_level
+        if gate is not None and max_level(level, gate) is not level:  # gate above level
             return PlannerRule.GATE_ABOVE_LEVEL
         if self.finalization is FinalizationOutcome.FINALIZED:
             return PlannerRule.FINALIZED
         if self.finalization is not None:
             return PlannerRule.TERMINAL
-        if self.level.at_least(AgreementLevel.SOFT_SAFE):
+        if level.at_least(AgreementLevel.SOFT_SAFE):
             return PlannerRule.SOFT_SAFE
         return PlannerRule.BELOW_SOFT_SAFE
 
@@ -147,13 +161,14 @@ class OperationRecovery:
         """The sound decision for this operation (listing `in_doubt`, the ids
         of its effects in doubt), or ``None`` for an anomaly. The rule that
         chose it is kept in `rule`."""
-        self.rule = rule = self.choose_rule()
+        level = self.level
+        self.rule = rule = self.choose_rule(level)
         action = rule.action
         if action is None:
             return None
         return DurableRecoveryDecision(
             operation_id=self.operation_id,
-            level=self.level,
+            level=level,
             action=action,
             finalization=self.finalization,
             cached_evidence_ids=self.cached_evidence_ids,
@@ -168,20 +183,22 @@ class OperationRecovery:
     ) -> DecisionExplanation:
         """What `decide` did, with the entries behind it (see `explain`)."""
         assert self.rule is not None, "explained before decide() ran"
-        level_cite = self.checkpoint_cite
-        if self.suffix_level > self.checkpoint_level:
-            level_cite = self.suffix_cite
-        found = {
-            EntryRole.CHECKPOINT_LEVEL: self.checkpoint_cite,
-            EntryRole.LEVEL: level_cite,
-            EntryRole.FINALIZATION: self.finalization_cite,
-            EntryRole.GATE: self.gate_cite,
-        }
+        found: dict[EntryRole, Cite] = {}
+        if self.checkpoint_entry is not None:
+            found[EntryRole.CHECKPOINT_LEVEL] = (self.checkpoint_at, self.checkpoint_entry)
+        if self.suffix_entry is not None and self.suffix_level > self.checkpoint_level:
+            found[EntryRole.LEVEL] = (self.suffix_at, self.suffix_entry)
+        elif self.checkpoint_entry is not None:
+            found[EntryRole.LEVEL] = (self.checkpoint_at, self.checkpoint_entry)
+        if self.finalization_entry is not None:
+            found[EntryRole.FINALIZATION] = (self.finalization_at, self.finalization_entry)
+        if self.gate_entry is not None:
+            found[EntryRole.GATE] = (self.gate_at, self.gate_entry)
         return explain(
             operation_id=self.operation_id,
             rule=self.rule,
             decision=decision,
             values=(self.checkpoint_level, self.level, self.finalization, self.gate_level),
-            cites={role: cite for role, cite in found.items() if cite is not None},
+            cites=found,
             locator=locator,
         )
