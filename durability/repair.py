@@ -76,7 +76,7 @@ def repair_log(
     fd = fs.open_ro(name)  # a link or anything but a regular file is refused
     try:
         _lock_now(fd, name)
-        holders = open_elsewhere(name)
+        holders = open_elsewhere(name, ignore_fd=fd)
         if holders:
             pid, command = holders[0]
             raise LogInUseError(
@@ -120,22 +120,24 @@ def _lock_now(fd: int, name: str) -> None:
         raise StorageError(f"lock {name}: {exc.strerror or exc}") from exc
 
 
-def open_elsewhere(path: str) -> list[tuple[int, str]]:
-    """``(pid, command name)`` of the other processes ``/proc`` shows with
-    `path` open (empty where there is no ``/proc``, or for processes this
-    user may not look into)."""
+def open_elsewhere(path: str, *, ignore_fd: int | None = None) -> list[tuple[int, str]]:
+    """``(pid, command name)`` of the processes ``/proc`` shows with `path`
+    open, this one included but for its descriptor `ignore_fd` (empty where
+    there is no ``/proc``; processes this user may not look into are not seen)."""
     try:
         target = os.stat(path)
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
         return []
-    found = []
+    me, found = os.getpid(), []
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
             continue
         for fd in fds:
+            if pid == me and fd == str(ignore_fd):
+                continue
             try:
                 info = os.stat(f"/proc/{pid}/fd/{fd}")
             except OSError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from durability import StateDirectory, open_wal
 from durability.codec import to_plain
 from tests.helpers import L, esc, ev, gate
+from tests.test_cli_read_only import AS_READER, make_read_only
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = struct.Struct("<IB3sQII")  # specs/log_format.md: 24 bytes, little-endian
@@ -193,3 +195,25 @@ def test_sql_store_entries_are_cited_by_sequence(tmp_path: Path) -> None:
         assert to_plain(rows[entry["sequence"]]) == entry["entry"]
     text = durability("plan", str(directory), "--store", url, "--explain").stdout
     assert f"sequence {entries[0]['sequence']}" in text
+
+
+@pytest.mark.skipif(
+    not AS_READER and os.geteuid() == 0, reason="as root without setpriv every file is writable"
+)
+def test_explain_works_for_a_user_who_may_only_read(demo_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "state"
+    shutil.copytree(demo_dir, copy)
+    make_read_only(copy)
+    before = snapshot(copy)
+    command = [*AS_READER, sys.executable, "-m", "durability", "plan", str(copy), "--explain"]
+    result = subprocess.run(
+        [*command, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    entries = [e for why in json.loads(result.stdout)["explanations"] for e in why["entries"]]
+    assert entries and all(e["path"] == str(copy / "wal.log") for e in entries)
+    assert snapshot(copy) == before

@@ -19,7 +19,7 @@ import pytest
 
 from durability import FileAgreementWal, FileEvidenceOutcomeCache, inspect_log
 from durability import repair as repair_module
-from durability.errors import RepairRefusedError
+from durability.errors import LogInUseError, RepairRefusedError
 from durability.repair import repair_log
 from durability.repair_scan import RepairState, scan_for_repair
 from tests.helpers import L, binding, esc, ev, gate
@@ -150,7 +150,9 @@ def test_mid_log_damage_counts_the_records_after_it_and_apply_keeps_the_prefix(
     code, document = repair_json(str(path))
     assert code == 1 and snapshot(tmp_path) == before
     assert document["state"] == "damage" and document["offset"] == start
-    assert document["damaged_record"] == 5 and document["kept_records"] == 5  # the base checksum record and 1..4
+    assert (
+        document["damaged_record"] == 5 and document["kept_records"] == 5
+    )  # the base checksum record and 1..4
     assert document["after_damage"] == {
         "records": RECORDS - 5,
         "entries": 3 * (RECORDS - 5),
@@ -303,6 +305,17 @@ def test_a_copy_that_fails_verification_changes_nothing(
     with pytest.raises(RepairRefusedError, match="fails verification"):
         repair_log(path)
     assert snapshot(path.parent) == before
+
+
+def test_a_log_this_process_has_open_is_refused_too(torn: tuple[Path, bytes, int]) -> None:
+    path, _data, _offset = torn
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("no /proc: only the lock is checked")
+    before = snapshot(path.parent)
+    with path.open("rb"), pytest.raises(LogInUseError, match=f"open in process {os.getpid()}"):
+        repair_log(path)
+    assert snapshot(path.parent) == before
+    assert repair_log(path).applied  # once closed
 
 
 def test_two_repairs_in_one_second_keep_both_copies(tmp_path: Path) -> None:
