@@ -211,7 +211,7 @@ def test_explain_works_for_a_user_who_may_only_read(demo_dir: Path, tmp_path: Pa
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr
     entries = [e for why in json.loads(result.stdout)["explanations"] for e in why["entries"]]

@@ -105,7 +105,11 @@ def test_dry_run_works_for_a_user_who_may_only_read(torn: tuple[Path, bytes, int
     env_runner = [*AS_READER, sys.executable, "-m", "durability", "repair", str(path), "--json"]
     root = str(Path(__file__).resolve().parent.parent)
     result = subprocess.run(
-        env_runner, capture_output=True, text=True, timeout=300, env={"PYTHONPATH": root}
+        env_runner,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": root},
     )
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout)["offset"] == offset
