@@ -48,8 +48,10 @@ from .errors import (
     SchemaVersionError,
     SequenceConflictError,
     StorageError,
+    UnknownOperationError,
 )
 from .evidence import EvidencePersistenceHandler
+from .explanation import CitedEntry, DecisionExplanation, EntryLocation, EntryRole
 from .handlers import AgreementWalHandler, WalSyncMode
 from .index import OperationSummary
 from .intents import (
@@ -76,6 +78,7 @@ from .planner import (
     DurableRecoveryAction,
     DurableRecoveryDecision,
     DurableRecoveryPlan,
+    PlannerRule,
     is_sound,
 )
 from .replay import RecordedExchange, RecordingHandler, ReplayHandler
@@ -160,4 +163,10 @@ __all__ = [
     "WalEntry",
     "WalSyncRequest",
     "register_schema_version",
+    "UnknownOperationError",
+    "PlannerRule",
+    "DecisionExplanation",
+    "CitedEntry",
+    "EntryLocation",
+    "EntryRole",
 ]

@@ -1,5 +1,5 @@
 """The ``durability`` command line: demo, inspect, verify, plan, export,
-migrate, effects, resolve, report.
+migrate, effects, resolve, report, repair.
 
 Human output is tables on stdout; ``--json`` prints one JSON document on
 stdout instead. Progress goes to stderr. Exit codes: 0 ok, 1 verification
@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from . import render_actions
 from .cli_effects import add_commands as add_effect_commands
+from .cli_repair import add_commands as add_repair_commands
 from .cli_report import add_command as add_report_command
 from .commands import (
     cmd_export,
@@ -254,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--no-strict", action="store_true", help="list anomalies instead of failing on them"
     )
+    plan.add_argument(
+        "--explain",
+        action="store_true",
+        help="each decision (and anomaly) with the planner rule that chose it and the WAL "
+        "entries behind it: file and byte offset, or SQL sequence",
+    )
+    plan.add_argument(
+        "--operation", action="append", metavar="OP", help="with --explain: only OP (repeatable)"
+    )
     plan.set_defaults(run=cmd_plan)
 
     export = sub.add_parser(
@@ -290,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy.set_defaults(run=cmd_migrate)
     add_effect_commands(sub, common)
     add_report_command(sub, common)
+    add_repair_commands(sub, common)
     return parser
 
 

@@ -18,11 +18,13 @@ import os
 import sys
 from pathlib import Path
 
-from . import render
+from . import render, render_explain
 from .backends.file import FileAgreementWal, FileEvidenceOutcomeCache, LogReport
 from .console import FAILED, OK, USAGE, CommandError, emit, progress_of, say, write_stdout
 from .errors import DecodeError, DurabilityError
+from .explanation import DecisionExplanation
 from .fileio import DEFAULT_FS
+from .locate import locator_for
 from .persisted import MAX_ARTIFACT_BYTES
 from .planner import DurableRecoveryPlan
 from .reading import (
@@ -130,21 +132,32 @@ def _plan_sources(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return wal, cache
 
 
+def _explain(plan: DurableRecoveryPlan, wanted: list[str] | None) -> list[DecisionExplanation]:
+    """The explanations ``--explain`` prints: of `wanted` (``--operation``),
+    else of every operation with a decision or an anomaly, by id."""
+    ids = wanted or sorted([d.operation_id for d in plan.decisions] + list(plan.anomalies))
+    return [plan.explain(op) for op in ids]
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
-    """``plan [DIR] [--store URL | --wal URL --cache URL]``: read only."""
+    """``plan [DIR] [--store URL | --wal URL --cache URL] [--explain]``: read only."""
     tick = args.checkpoint_tick
     if tick is not None and tick < 0:
         raise CommandError(f"--checkpoint-tick must be at least 0, not {tick}", USAGE)
+    if args.operation and not args.explain:
+        raise CommandError("--operation picks what --explain explains: give --explain", USAGE)
     wal_url, cache_url = _plan_sources(args)
     wal = wal_for_reading(wal_url, name=args.name) if wal_url else None
     cache = cache_for_reading(cache_url, name=args.name) if cache_url else None
-    strict = not args.no_strict
+    strict = not args.no_strict and not args.explain  # --explain explains anomalies too
+    explained: list[DecisionExplanation] = []
     if args.dir is None:
         assert wal is not None and cache is not None
         with wal, cache:
             plan = DurableRecoveryPlan.from_checkpoint(
-                None, None, wal.load(), cache.load(), strict=strict
+                None, None, wal.load(), cache.load(), strict=strict, entry_locator=locator_for(wal)
             )
+            explained = _explain(plan, args.operation) if args.explain else []
             repairs = {
                 log.path: log.torn_tail
                 for log in (wal, cache)
@@ -160,6 +173,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 there = f"checkpoints exist at {listed}" if ticks else "no checkpoints"
                 raise CommandError(f"no checkpoint at tick {tick} in {args.dir} ({there})", USAGE)
             plan = store.plan_recovery(tick, strict=strict)
+            explained = _explain(plan, args.operation) if args.explain else []
             repairs = dict(store.repairs)
     shown = {
         key: parse_storage_url(url).shown if url else None
@@ -168,7 +182,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     document = {"directory": args.dir, **shown, "repairs": render.repairs_json(repairs)}
     where = [f"WAL in {shown['wal']}, cache in {shown['cache']}"] if wal_url or cache_url else []
     text = "\n".join([*where, *render.repair_lines(repairs), render.plan_text(plan)])
-    emit(args, {**document, **render.plan_json(plan)}, text)
+    document = {**document, **render.plan_json(plan)}
+    if args.explain:
+        text += "\n\n" + render_explain.explanations_text(explained, args.dir)
+        document.update(render_explain.explanations_json(explained))
+    emit(args, document, text)
     return FAILED if plan.anomalies else OK
 
 

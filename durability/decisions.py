@@ -12,7 +12,7 @@ import attrs
 
 from .model import AgreementLevel, FinalizationOutcome, _str, _to_tuple
 
-__all__ = ["DurableRecoveryAction", "DurableRecoveryDecision", "is_sound"]
+__all__ = ["DurableRecoveryAction", "DurableRecoveryDecision", "PlannerRule", "is_sound"]
 
 _level = attrs.validators.instance_of(AgreementLevel)
 _opt_level = attrs.validators.optional(_level)
@@ -38,6 +38,62 @@ class DurableRecoveryAction(enum.Enum):
     RESUME_FROM_EVIDENCE_BOUNDARY = "resume_from_evidence_boundary"
     REUSE_FINALIZED = "reuse_finalized"
     PRESERVE_TERMINAL = "preserve_terminal"
+
+
+class PlannerRule(enum.Enum):
+    """The planner's rules, by stable short name (``specs/recovery.md``,
+    "Rules, per operation"): tried in this order, the first that applies
+    chooses. The planner returns the rule it applied (`rule` of
+    `durability.planner.OperationRecovery`), so an explanation names the very
+    branch that chose the action.
+
+    * `GATE_ABOVE_LEVEL` (``gate-above-level``): a gate crossed after the
+      checkpoint is above the level the WAL proves; no decision (an anomaly);
+    * `FINALIZED` (``finalized``): the last finalization is ``FINALIZED``:
+      `REUSE_FINALIZED`;
+    * `TERMINAL` (``terminal``): the last finalization is aborted, rejected or
+      timed out: `PRESERVE_TERMINAL`;
+    * `SOFT_SAFE` (``soft-safe``): no finalization, level ``SOFT_SAFE`` or
+      above: `RESUME_FROM_EVIDENCE_BOUNDARY`;
+    * `BELOW_SOFT_SAFE` (``below-soft-safe``): no finalization, level below
+      ``SOFT_SAFE``: `REEXECUTE_FROM_SCRATCH`.
+    """
+
+    GATE_ABOVE_LEVEL = "gate-above-level"
+    FINALIZED = "finalized"
+    TERMINAL = "terminal"
+    SOFT_SAFE = "soft-safe"
+    BELOW_SOFT_SAFE = "below-soft-safe"
+
+    @property
+    def action(self) -> DurableRecoveryAction | None:
+        """The action this rule chooses (``None``: an anomaly, no decision)."""
+        return _RULE_ACTIONS[self]
+
+    @property
+    def statement(self) -> str:
+        """The rule in one line, as ``specs/recovery.md`` states it."""
+        return _RULE_STATEMENTS[self]
+
+
+_RULE_ACTIONS: dict[PlannerRule, DurableRecoveryAction | None] = {
+    PlannerRule.GATE_ABOVE_LEVEL: None,
+    PlannerRule.FINALIZED: DurableRecoveryAction.REUSE_FINALIZED,
+    PlannerRule.TERMINAL: DurableRecoveryAction.PRESERVE_TERMINAL,
+    PlannerRule.SOFT_SAFE: DurableRecoveryAction.RESUME_FROM_EVIDENCE_BOUNDARY,
+    PlannerRule.BELOW_SOFT_SAFE: DurableRecoveryAction.REEXECUTE_FROM_SCRATCH,
+}
+_RULE_STATEMENTS: dict[PlannerRule, str] = {
+    PlannerRule.GATE_ABOVE_LEVEL: "a gate crossed after the checkpoint is above the level "
+    "the WAL proves: no sound decision exists (an anomaly)",
+    PlannerRule.FINALIZED: "the last finalization is finalized: reuse its result",
+    PlannerRule.TERMINAL: "the last finalization is aborted, rejected or timed out: "
+    "preserve that outcome",
+    PlannerRule.SOFT_SAFE: "no finalization and the WAL proves soft_safe or above: "
+    "resume from the evidence boundary",
+    PlannerRule.BELOW_SOFT_SAFE: "no finalization and the WAL proves less than soft_safe: "
+    "re-execute from scratch",
+}
 
 
 @attrs.frozen(kw_only=True)

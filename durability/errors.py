@@ -14,11 +14,14 @@ __all__ = [
     "EncodeError",
     "EscalationOrderError",
     "InconsistentWalError",
+    "LogInUseError",
     "LogPoisonedError",
     "PayloadKindError",
+    "RepairRefusedError",
     "SchemaVersionError",
     "SequenceConflictError",
     "StorageError",
+    "UnknownOperationError",
 ]
 
 #: Every `DecodeError` message starts with this prefix (API.md §5).
@@ -133,8 +136,34 @@ class InconsistentWalError(DurabilityError):
         self.operation_ids = operation_ids
 
 
+class UnknownOperationError(DurabilityError, LookupError):
+    """An operation id the object asked knows nothing about (a recovery plan
+    asked to explain an operation with no entry after its checkpoint);
+    `operation_id` names it."""
+
+    def __init__(self, message: str, operation_id: str) -> None:
+        super().__init__(message)
+        self.operation_id = operation_id
+
+
 class StorageError(DurabilityError):
     """The operating system refused a read, write, sync, lock or rename."""
+
+
+class LogInUseError(StorageError):
+    """Another process holds a log's lock, or has the log open, so it cannot
+    be repaired now (``durability repair --apply``); nothing was changed.
+    `path` names the log."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class RepairRefusedError(DurabilityError):
+    """A log whose damage no repair may cut (a damaged base, a record written
+    by a newer version, damage right after a base no checksum vouches for),
+    or a repaired copy that failed verification; nothing was changed."""
 
 
 class LogPoisonedError(StorageError):

@@ -17,7 +17,10 @@ Rules of this module:
   checkpoint above the level the WAL proves) gets none and is an *anomaly*;
 * the WAL is read once, front to back: each entry updates one
   `OperationRecovery` summary, so planning is O(entries + operations log
-  operations) and works on any iterator of entries.
+  operations) and works on any iterator of entries;
+* the summary also records which entries set each value and which
+  `PlannerRule` chose the action, so `DurableRecoveryPlan.explain` reports
+  what the planner did, never a second derivation of it.
 """
 
 from __future__ import annotations
@@ -30,133 +33,24 @@ import attrs
 from .artifact import (
     AgreementWalArtifact,
     DurableRecoveryMetadata,
-    Escalation,
     EvidenceOutcomeCacheArtifact,
-    EvidenceProduced,
-    Finalization,
-    VisibilityGateCrossing,
     WalEntry,
-    escalation_error,
-    proven_level,
 )
-from .decisions import DurableRecoveryAction, DurableRecoveryDecision, is_sound
-from .errors import EscalationOrderError, InconsistentWalError
+from .decisions import DurableRecoveryAction, DurableRecoveryDecision, PlannerRule, is_sound
+from .errors import InconsistentWalError, UnknownOperationError
+from .explanation import DecisionExplanation, EntryLocator
 from .intents import EffectIntent
-from .model import AgreementLevel, FinalizationOutcome, _to_tuple, max_level
+from .model import _to_tuple
+from .operation_recovery import OperationRecovery
 
 __all__ = [
     "DurableRecoveryAction",
     "DurableRecoveryDecision",
     "DurableRecoveryPlan",
     "OperationRecovery",
+    "PlannerRule",
     "is_sound",
 ]
-
-
-class OperationRecovery:
-    """What one pass over the WAL learns about one operation.
-
-    The planner keeps one per operation and feeds it every entry of that
-    operation, in WAL order, with `observe`; `decide` then turns it into a
-    `DurableRecoveryDecision` (or ``None`` for an anomaly). Each entry costs
-    O(1). Mutable; not part of a plan.
-    """
-
-    __slots__ = (
-        "_cached_seen",
-        "cached_evidence_ids",
-        "checkpoint_level",
-        "escalation_level",
-        "finalization",
-        "gate_level",
-        "in_suffix",
-        "operation_id",
-        "suffix_level",
-    )
-
-    def __init__(self, operation_id: str) -> None:
-        self.operation_id = operation_id
-        #: `new_level` of the last escalation (``None`` before any), for order checks.
-        self.escalation_level: AgreementLevel | None = None
-        #: Highest level proven at or before the checkpoint.
-        self.checkpoint_level = AgreementLevel.NONE
-        #: Highest level proven after the checkpoint.
-        self.suffix_level = AgreementLevel.NONE
-        #: Outcome of the last finalization seen, before or after the checkpoint.
-        self.finalization: FinalizationOutcome | None = None
-        #: Highest gate level crossed after the checkpoint (``None``: no gate).
-        self.gate_level: AgreementLevel | None = None
-        #: Whether any entry of the operation lies after the checkpoint.
-        self.in_suffix = False
-        #: Suffix evidence ids the cache holds, first appearance order.
-        self.cached_evidence_ids: list[str] = []
-        self._cached_seen: set[str] = set()
-
-    @property
-    def level(self) -> AgreementLevel:
-        """The highest level the whole WAL (so far) proves."""
-        return max_level(self.checkpoint_level, self.suffix_level)
-
-    def observe(
-        self, entry: WalEntry, *, in_suffix: bool, cache: EvidenceOutcomeCacheArtifact
-    ) -> None:
-        """Account for the next `entry` of this operation.
-
-        Raises `EscalationOrderError` when `entry` is an escalation that
-        regresses or is reordered with respect to the ones seen before.
-        """
-        if isinstance(entry, Escalation):
-            problem = escalation_error(entry, self.escalation_level)
-            if problem is not None:
-                raise EscalationOrderError(problem)
-            self.escalation_level = entry.new_level
-        elif isinstance(entry, Finalization):
-            self.finalization = entry.outcome
-        proven = proven_level(entry)
-        if not in_suffix:
-            self.checkpoint_level = max_level(self.checkpoint_level, proven)
-            return
-        self.in_suffix = True
-        self.suffix_level = max_level(self.suffix_level, proven)
-        if isinstance(entry, VisibilityGateCrossing):
-            gate = entry.gate_level
-            self.gate_level = gate if self.gate_level is None else max_level(self.gate_level, gate)
-        elif isinstance(entry, EvidenceProduced):
-            evidence_id = entry.evidence.evidence_id
-            if evidence_id not in self._cached_seen and cache.get(evidence_id) is not None:
-                self._cached_seen.add(evidence_id)
-                self.cached_evidence_ids.append(evidence_id)
-
-    @property
-    def is_anomaly(self) -> bool:
-        """True when a gate crossed after the checkpoint is above `level`."""
-        return self.gate_level is not None and self.gate_level > self.level
-
-    def decide(self, in_doubt: Iterable[str] = ()) -> DurableRecoveryDecision | None:
-        """The sound decision for this operation (listing `in_doubt`, the ids
-        of its effects in doubt), or ``None`` for an anomaly."""
-        if self.is_anomaly:
-            return None
-        level = self.level
-        if self.finalization is FinalizationOutcome.FINALIZED:
-            action = DurableRecoveryAction.REUSE_FINALIZED
-        elif self.finalization is not None:
-            action = DurableRecoveryAction.PRESERVE_TERMINAL
-        elif level.at_least(AgreementLevel.SOFT_SAFE):
-            action = DurableRecoveryAction.RESUME_FROM_EVIDENCE_BOUNDARY
-        else:
-            action = DurableRecoveryAction.REEXECUTE_FROM_SCRATCH
-        return DurableRecoveryDecision(
-            operation_id=self.operation_id,
-            level=level,
-            action=action,
-            finalization=self.finalization,
-            cached_evidence_ids=self.cached_evidence_ids,
-            gate_crossed=self.gate_level is not None,
-            checkpoint_level=self.checkpoint_level,
-            gate_level=self.gate_level,
-            in_doubt_evidence_ids=in_doubt,
-        )
 
 
 _RESUMED = frozenset(
@@ -182,9 +76,12 @@ class DurableRecoveryPlan:
     * `anomalies`: sorted ids of the operations left without a decision;
     * `in_doubt_evidence_ids`: the evidence ids of every effect in doubt
       (API.md §11), in the cache's ``in_doubt()`` order, whether or not its
-      operation has a decision.
+      operation has a decision;
+    * `entry_locator`: where `explain` finds the cited entries in storage
+      (``None``: positions only; `StateDirectory.plan_recovery` sets one).
 
-    Build one with `from_checkpoint`.
+    Build one with `from_checkpoint`; `explain` says why an operation got its
+    decision (or none).
     """
 
     checkpoint_state: Any = attrs.field(eq=False)
@@ -194,6 +91,11 @@ class DurableRecoveryPlan:
     decisions: tuple[DurableRecoveryDecision, ...] = attrs.field(converter=_to_tuple)
     anomalies: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
     in_doubt_evidence_ids: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple)
+    entry_locator: EntryLocator | None = attrs.field(default=None, eq=False, repr=False)
+    #: What planning learnt per operation with a suffix entry (for `explain`).
+    _summaries: dict[str, OperationRecovery] = attrs.field(
+        factory=dict, eq=False, repr=False, alias="summaries"
+    )
 
     @classmethod
     def from_checkpoint(
@@ -205,6 +107,7 @@ class DurableRecoveryPlan:
         *,
         strict: bool = True,
         in_doubt: Iterable[EffectIntent] = (),
+        entry_locator: EntryLocator | None = None,
     ) -> DurableRecoveryPlan:
         """Plan recovery from the checkpoint taken at `checkpoint_tick`, or,
         with ``checkpoint_tick=None``, with no checkpoint at all.
@@ -212,7 +115,8 @@ class DurableRecoveryPlan:
         `in_doubt` is the cache's ``in_doubt()``: the intents of effects that
         may or may not have happened. Each decision lists, in that order, the
         ids of those whose ``operation_id`` is its operation; the plan lists
-        them all.
+        them all. `entry_locator`, when given, becomes the plan's (`explain`
+        locates cited entries with it).
 
         `wal` is an `AgreementWalArtifact` or any iterable of WAL entries in
         WAL order (it is iterated exactly once). Entry ticks need not be
@@ -227,6 +131,7 @@ class DurableRecoveryPlan:
         in `anomalies`.
 
         >>> from durability.artifact import Escalation
+        >>> from durability.model import AgreementLevel
         >>> wal = AgreementWalArtifact(entries=[Escalation(operation_id="op",
         ...     previous_level=AgreementLevel.NONE, new_level=AgreementLevel.SOFT_SAFE, tick=5)])
         >>> plan = DurableRecoveryPlan.from_checkpoint(
@@ -239,14 +144,14 @@ class DurableRecoveryPlan:
         suffix: list[WalEntry] = []
         low: int | None = None
         high: int | None = None
-        for entry in entries:
+        for position, entry in enumerate(entries, 1):
             op = entry.operation_id
             summary = summaries.get(op)
             if summary is None:
                 summary = summaries[op] = OperationRecovery(op)
             tick = entry.tick
             in_suffix = checkpoint_tick is None or tick > checkpoint_tick
-            summary.observe(entry, in_suffix=in_suffix, cache=evidence_cache)
+            summary.observe(entry, in_suffix=in_suffix, cache=evidence_cache, position=position)
             if in_suffix:
                 suffix.append(entry)
                 if low is None or tick < low:
@@ -262,6 +167,7 @@ class DurableRecoveryPlan:
             evidence_cache=evidence_cache,
             strict=strict,
             in_doubt=tuple(in_doubt),
+            entry_locator=entry_locator,
         )
 
     @classmethod
@@ -276,6 +182,7 @@ class DurableRecoveryPlan:
         evidence_cache: EvidenceOutcomeCacheArtifact,
         strict: bool,
         in_doubt: tuple[EffectIntent, ...],
+        entry_locator: EntryLocator | None,
     ) -> DurableRecoveryPlan:
         decisions: list[DurableRecoveryDecision] = []
         anomalies: list[OperationRecovery] = []
@@ -306,6 +213,8 @@ class DurableRecoveryPlan:
             decisions=decisions,
             anomalies=_ids(anomalies),
             in_doubt_evidence_ids=[intent.evidence_id for intent in in_doubt],
+            entry_locator=entry_locator,
+            summaries={s.operation_id: s for s in summaries},
         )
 
     def decision(self, operation_id: str) -> DurableRecoveryDecision | None:
@@ -315,6 +224,38 @@ class DurableRecoveryPlan:
             if decision.operation_id == operation_id:
                 return decision
         return None
+
+    def explain(self, operation_id: str) -> DecisionExplanation:
+        """Why `operation_id` got its decision, or none (an anomaly): the
+        `PlannerRule` that chose it and the WAL entries that set its
+        checkpoint level, level, finalization and gate, each with its 1-based
+        position in the WAL and, with an `entry_locator`, where it is stored.
+
+        Raises `UnknownOperationError` for an operation with no entry after
+        the checkpoint (the plan holds nothing on it), and `StorageError`
+        when the located WAL no longer holds a cited entry where the plan
+        read it.
+
+        >>> from durability.artifact import Escalation
+        >>> from durability.model import AgreementLevel
+        >>> wal = AgreementWalArtifact(entries=[Escalation(operation_id="op",
+        ...     previous_level=AgreementLevel.NONE, new_level=AgreementLevel.SOFT_SAFE, tick=5)])
+        >>> plan = DurableRecoveryPlan.from_checkpoint(
+        ...     0, None, wal, EvidenceOutcomeCacheArtifact())
+        >>> why = plan.explain("op")
+        >>> why.rule.value, why.reason
+        ('soft-safe', 'no finalization, level soft_safe (WAL entry 1) is at least soft_safe')
+        """
+        summary = self._summaries.get(operation_id)
+        if summary is None:
+            tick = self.metadata.checkpoint_tick
+            raise UnknownOperationError(
+                f"no recovery decision to explain for `{operation_id}`: the plan holds no "
+                f"WAL entry of it after checkpoint tick {tick} "
+                f"({len(self._summaries)} operation(s) have one)",
+                operation_id,
+            )
+        return summary.explanation(self.decision(operation_id), self.entry_locator)
 
 
 def _ids(summaries: list[OperationRecovery]) -> tuple[str, ...]:

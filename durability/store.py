@@ -44,6 +44,7 @@ from .errors import DecodeError, EncodeError, StorageError
 from .evidence import EvidencePersistenceHandler
 from .fileio import DEFAULT_FS, FileSystem
 from .handlers import AgreementWalHandler, WalSyncMode
+from .locate import locator_for
 from .persisted import MAX_ARTIFACT_BYTES, envelope_plain, payload_from_envelope
 from .planner import DurableRecoveryPlan
 from .urls import AnyCache, AnyWal, open_cache, open_wal, parse_storage_url
@@ -297,7 +298,9 @@ class StateDirectory:
 
         Raises `EscalationOrderError` for an invalid WAL and, when `strict`,
         `InconsistentWalError` naming operations whose WAL forces an unsound
-        decision.
+        decision. The plan's `explain` cites entries by file and byte offset
+        (a file WAL, read again on first use) or sequence (a SQL WAL, read
+        through this directory's connection: explain before closing it).
         """
         checkpoint: Checkpoint | None
         if checkpoint_tick is None:
@@ -313,6 +316,7 @@ class StateDirectory:
             self.cache.load(),
             strict=strict,
             in_doubt=self.cache.in_doubt(),  # effects that may or may not have happened
+            entry_locator=locator_for(self.wal),
         )
 
     def wrap(

@@ -143,12 +143,17 @@ def test_cached_evidence_and_effects_in_doubt_are_per_operation(tmp_path: Path) 
 
 def test_explanations_follow_the_planners_rules(tmp_path: Path) -> None:
     ops = {op.operation_id: op for op in report_of(small_state(tmp_path / "s")).operations}
-    assert ops["fin"].why[0] == "last finalization is `finalized`: reuse its result, run nothing"
-    assert "at least soft_safe" in ops["resume"].why[0]
+    assert ops["fin"].why[0] == (
+        "rule finalized: the last finalization is finalized: reuse its result"
+    )
+    assert "last finalization `finalized`" in ops["fin"].why
+    assert ops["resume"].why[0].startswith("rule soft-safe: ")
+    assert "soft_safe or above" in ops["resume"].why[0]
     assert "1 cached outcome to reuse" in " ".join(ops["resume"].why)
-    assert "below soft_safe" in ops["redo"].why[0]
+    assert ops["redo"].why[0].startswith("rule below-soft-safe: ")
+    assert "less than soft_safe" in ops["redo"].why[0]
     assert any("in doubt" in line and "durability resolve" in line for line in ops["redo"].why)
-    assert ops["bad"].why[0].startswith("no decision (anomaly)")
+    assert ops["bad"].why[0].startswith("no decision (anomaly): rule gate-above-level: a gate ")
     assert ops["done"].why == (
         "no decision: no WAL entry after checkpoint tick 10; "
         "recovery takes it as the checkpoint state holds it",
