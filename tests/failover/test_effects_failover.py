@@ -24,17 +24,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.failover import clusters
-from tests.failover.test_failover import SCRIPT
 from tests.failover.trial import Trial, run_trial
 
 pytest.importorskip("psycopg") if not os.environ.get("CI") else __import__("psycopg")
 
 TRIALS = int(os.environ.get("DURABILITY_FAILOVER_TRIALS", "2"))
 LAG = 0.25
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "failover_demo.py"
 
 
 @pytest.fixture(scope="module")
