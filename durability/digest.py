@@ -5,12 +5,12 @@ with someone else's outcome. Pure: values in, a hex string out.
 
 What is hashed is the deterministic CBOR (RFC 8949 §4.2.1) of the array
 ``[interface_name, operation_name, body]``. `body` is plain data (API.md §2:
-``None``, bools, 64-bit integers, floats, text, bytes, arrays and
+``None``, bools, integers from -2**64 to 2**64 - 1, floats, text, bytes, arrays and
 **text-keyed** maps), and for those kinds ``cbor2.dumps(value,
 canonical=True)`` is exactly that encoding:
 
-* definite lengths only; every integer, length and tag-free header in its
-  shortest form;
+* definite lengths only; every integer and every length in its shortest
+  form;
 * map keys sorted by the bytes of their encoding. Text keys encode as a
   header carrying the byte length of their UTF-8, then those bytes, so the
   order is shorter key first, then bytewise (``{"to", "amount"}``: ``to``

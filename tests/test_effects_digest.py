@@ -92,7 +92,7 @@ BODIES = {
     "nested maps": {"meta": {"zz": [1, {"bbb": 2, "a": 1}], "a": b"\x00"}, "id": {"x": {}}},
     "floats": [1.0, 0.1, 1.5, -0.0, 65504.0, 100000.0, 1e300, math.inf, math.nan, 5.960464477539063e-08],
     "non-ASCII keys": {"é": 1, "z": 2, "aa": 3, "ab": {"日本": None, "ü": True}},
-    "integers at the edges": [0, 23, 24, 255, 256, 65536, 2**32, 2**64 - 1, -1, -25, -(2**63)],
+    "integers at the edges": [0, 23, 24, 255, 256, 65536, 2**32, 2**64 - 1, -1, -25, -(2**63), -(2**64)],
     "a long key": {"k" * 30: 1, "k" * 24: 2, "k" * 23: 3, "k" * 300: 4},
 }  # fmt: skip
 
@@ -134,7 +134,7 @@ def test_insertion_order_tick_session_and_ids_are_not_part_of_it() -> None:
 plain_values = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.integers(min_value=-(2**64), max_value=2**64 - 1)
     | st.floats(allow_nan=True)
     | st.text(max_size=8)
     | st.binary(max_size=8),
