@@ -78,8 +78,8 @@ def _settling_story(result: DemoResult) -> list[str]:
         lines += [
             f"effect in doubt: {item.evidence_id} (attempt {item.attempt} of operation "
             f"{item.operation_id}: its intent is durable, no outcome is bound)",
-            "  the kill interrupted it in flight: its write had reached the store, "
-            "its acknowledgement had not come back"
+            f"  {'the kill interrupted it' if result.killed else 'the worker exited while it was'}"
+            " in flight: its write had reached the store, its acknowledgement had not come back"
             if interrupted
             else "  its attempt started and recorded no outcome",
             f"  the operator looks in the store for {item.evidence_id}: "
