@@ -7,6 +7,7 @@ Run it from a checkout (it uses the failover tests' harness, tests/failover):
     python scripts/failover_demo.py                 # synchronous replication
     python scripts/failover_demo.py --asynchronous  # what asynchronous loses
     python scripts/failover_demo.py --at-most-once  # effects at most once: in doubt
+    python scripts/failover_demo.py --vanish        # the primary's host vanishes (root)
 
 It starts two private clusters (a primary and a standby made with
 ``pg_basebackup -R``) on free local ports in a temporary directory, with
@@ -20,7 +21,12 @@ standby falls behind), kills the primary (``SIGKILL``), promotes the standby
 acknowledged writes were lost, and the recovery plan of what the new primary
 holds. With ``--at-most-once`` the effects run at most once (each run appends
 a line to a sink file), the primary dies while an effect is in flight, and it
-also prints the effects in doubt and how many ran twice (none). Everything is
+also prints the effects in doubt and how many ran twice (none). With
+``--vanish`` the primary's host vanishes instead of its processes being
+killed: the whole run happens in a private network namespace (``unshare
+--net``, as root), the primary in one of its own behind a veth link that goes
+down; the writers are freed by the URL's ``tcp_user_timeout``, keepalives and
+``connect_timeout``. Everything is
 removed on exit. Needs psycopg (``pip install -e '.[dev]'``).
 """
 
@@ -33,7 +39,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import subprocess
+
 from durability import DurableRecoveryPlan, open_cache, open_wal
+from tests.failover import netns
 from tests.failover.trial import Trial, run_trial
 
 
@@ -82,12 +91,22 @@ def main() -> int:
     parser.add_argument(
         "--lag", type=float, default=0.25, help="seconds the standby is held behind (0.25)"
     )
+    parser.add_argument(
+        "--vanish", action="store_true", help="the primary's host vanishes (root; unshare)"
+    )
     args = parser.parse_args()
+    if args.vanish and not netns.in_private_namespace():
+        lacking = netns.missing_tools()
+        if lacking:
+            parser.error(f"--vanish needs {', '.join(lacking)}")
+        argv = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
+        return subprocess.run(netns.private_namespace_command(argv)).returncode
     trial = run_trial(
         synchronous=not args.asynchronous,
         lag=args.lag,
         writers=args.writers,
         at_most_once=args.at_most_once,
+        vanish=args.vanish,
         say=lambda step: print(f"- {step}", flush=True),
         inspect=report,
     )

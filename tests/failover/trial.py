@@ -16,6 +16,12 @@ primary is killed while the first writer's effect is in flight (it ran, its
 outcome is not bound yet). `check` then also reads the sinks (no evidence id
 may appear twice) and ``in_doubt()``: it must list exactly the effects the
 writers were told are in doubt.
+
+With ``vanish=True`` the primary's host vanishes instead (`netns.py`: its
+network link goes down, its processes keep running, nothing it was sent is
+answered or reset), so only libpq's timeouts in the URL (`Pair.url`) free
+the writers from it. This needs a private network namespace and root
+(``scripts/failover_demo.py --vanish`` makes one).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from tests.failover.workers import (
 
 #: Every trial run in this process, in order (the terminal summary lists them).
 RESULTS: list[Trial] = []
+#: The summaries of trials run in child processes (listed after those).
+CHILD_SUMMARIES: list[str] = []
 
 
 @dataclass
@@ -72,6 +80,7 @@ class Trial:
     plan: DurableRecoveryPlan | None = None
     failover_seconds: float = 0.0  # from the kill to the first append on the new primary
     seconds: float = 0.0
+    vanished: bool = False  # the primary's host vanished (its processes were not killed)
     # -- at-most-once writers only ----------------------------------------------------
     at_most_once: bool = False
     sink_lines: int = 0  # runs of the effect, as the sinks hold them
@@ -85,6 +94,7 @@ class Trial:
     def replication(self) -> str:
         mode = f"{'' if self.synchronous else 'a'}synchronous replication"
         mode = f"{mode}, standby {self.lag:g} s behind" if self.lag else mode
+        mode = f"{mode}, the primary's host vanished" if self.vanished else mode
         return f"{mode}, effects at most once" if self.at_most_once else mode
 
     @property
@@ -157,13 +167,15 @@ def run_trial(
     warmup: int = 5,
     after: int = 10,
     at_most_once: bool = False,
+    vanish: bool = False,
     say: Callable[[str], None] = lambda step: None,
     inspect: Callable[[str, Trial], None] = lambda url, trial: None,
 ) -> Trial:
     """Run one trial (see the module docs) and record it in `RESULTS`. With
     `lag` (seconds), the primary's WAL sender is held that long before the
     crash, so the standby is behind when the primary dies. With
-    `at_most_once`, at-most-once writers with sinks. `say` is told each
+    `at_most_once`, at-most-once writers with sinks; with `vanish`, the
+    primary's host vanishes instead of its processes being killed. `say` is told each
     step; `inspect` gets the URL and the checked trial while the promoted
     standby still runs."""
     started = time.monotonic()
@@ -172,7 +184,7 @@ def run_trial(
         WriterProcess(f"w{i}", sinks / f"w{i}.jsonl" if sinks else None) for i in range(writers)
     ]
     try:
-        with start_pair(synchronous=synchronous) as pair:
+        with start_pair(synchronous=synchronous, vanishable=vanish) as pair:
             url = pair.url
             mode = "synchronous" if synchronous else "asynchronous"
             say(
@@ -190,6 +202,7 @@ def run_trial(
                 _stop(processes)
             trial = check(url, processes, promoted_at, synchronous=synchronous)
             trial.lag = lag
+            trial.vanished = vanish
             trial.failover_seconds = first - killed
             inspect(url, trial)
     finally:
@@ -239,9 +252,14 @@ def _fail_over(
         pair.hold_wal_sender()
         say(f"the primary's WAL sender is held for {lag:g} s: the standby falls behind")
         _pause(processes, lag)
-    pair.kill_primary()
-    killed = time.monotonic()
-    say("the primary is killed (SIGKILL to its postmaster and its processes)")
+    if pair.host is not None:
+        pair.vanish_primary()
+        killed = time.monotonic()
+        say("the primary's host vanishes (its link goes down; nothing it was sent is answered)")
+    else:
+        pair.kill_primary()
+        killed = time.monotonic()
+        say("the primary is killed (SIGKILL to its postmaster and its processes)")
     _pause(processes, 0.3)  # a failover takes a moment: the writers meet no primary
     pair.promote_standby()
     promoted_at = _last_sequence(url)
