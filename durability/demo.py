@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -98,7 +99,10 @@ class DemoResult:
 
 
 def _shell_word(text: str) -> str:
-    return text if text and all(c.isalnum() or c in "/._-:#@+=," for c in text) else f"'{text}'"
+    """`text` as one shell word: bare when it is safe so (a ``#`` inside a
+    word starts no comment), else single-quoted (``shlex.quote``)."""
+    bare = all(c.isalnum() or c in "/._-:#@+=," for c in text) and not text.startswith("#")
+    return text if text and bare else shlex.quote(text)
 
 
 def settle_in_doubt(
