@@ -64,6 +64,13 @@ class HostNamespace:
         if not in_private_namespace():
             raise RuntimeError("a HostNamespace is made only inside a private network namespace")
         self.holder = subprocess.Popen(["unshare", "--net", "sleep", "3600"])
+        try:
+            self._link()
+        except BaseException:
+            self.close()
+            raise
+
+    def _link(self) -> None:
         ours = os.readlink("/proc/self/ns/net")
         deadline = time.monotonic() + 10
         while os.readlink(f"/proc/{self.holder.pid}/ns/net") == ours:
