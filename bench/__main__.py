@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--only NAME] [--out DIR] [--profile]``.
 
-Runs the groups (append, original, handlers, load, sql), then writes
+Runs the groups (append, original, handlers, effects, load, sql), then writes
 ``RESULTS.md``, ``results.json`` and ``chart.png`` into ``--out`` (default:
 this folder; with ``--quick``, a new temporary folder, so a quick run never
 overwrites the committed results). Progress goes to stderr. Exits 1 when a
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import append, handlers, load, original, sql
+from . import append, effects, handlers, load, original, sql
 from .peers import optional
 from .report import machine, now, write_chart, write_json, write_markdown
 from .runner import CATALOG, Context, Row, skipped_row
@@ -28,6 +28,7 @@ GROUPS: dict[str, Callable[[Context], list[Row]]] = {
     "append": append.run,
     "original": original.run,
     "handlers": handlers.run,
+    "effects": effects.run,
     "load": load.run,
     "sql": sql.run,
 }
@@ -50,8 +51,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--only",
         metavar="NAME",
         action="append",
-        help="run only this group (append, original, handlers, load, sql) or the group of this "
-        "row id; repeat or separate with commas",
+        help="run only this group (append, original, handlers, effects, load, sql) or the group "
+        "of this row id; repeat or separate with commas",
     )
     parser.add_argument(
         "--out",

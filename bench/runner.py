@@ -166,6 +166,13 @@ CATALOG: tuple[RowSpec, ...] = (
         "(SQLite system database)",
         Target(">=", 20, "x"),
     ),
+    RowSpec(
+        "intent_miss_vs_put",
+        "effects",
+        "what intents add to an evidence-cached miss (no-op effect, file cache, durable, one "
+        "thread): (miss with intents - miss without) vs one durable `put` (time ratio)",
+        Target("<=", 1.25, "x"),
+    ),
     # -- context, no target ---------------------------------------------------
     RowSpec(
         "append_nosync_vs_raw_write",
@@ -205,6 +212,12 @@ CATALOG: tuple[RowSpec, ...] = (
         "memory_cache_get_100k",
         "handlers",
         "in-memory evidence cache get with 100k entries",
+    ),
+    RowSpec(
+        "intent_miss_vs_put_group8",
+        "effects",
+        "what intents add to an evidence-cached miss, 8 threads on one file cache "
+        "(SyncPolicy.GROUP): (miss with intents - miss without) vs one `put` (time ratio)",
     ),
     RowSpec(
         "sqlite_append_vs_file",

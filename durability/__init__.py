@@ -35,6 +35,7 @@ from .backends.postgres import PostgresAgreementWal, PostgresEvidenceOutcomeCach
 from .backends.protocols import AgreementWal, EvidenceOutcomeCache
 from .backends.sqlite import SqliteAgreementWal, SqliteEvidenceOutcomeCache
 from .decorators import evidence_cached, wal_synced
+from .digest import request_digest
 from .effects import EffectFailure, EffectFailureKind, EffectOutcome, EffectRequest, EffectStatus
 from .errors import (
     ArtifactTooLargeError,
@@ -59,7 +60,6 @@ from .intents import (
     EffectSemantics,
     EffectSemanticsWarning,
     current_idempotency_key,
-    request_digest,
 )
 from .model import (
     AgreementEvidence,

@@ -65,9 +65,13 @@ def open_effects_cache(where: str, *, writing: bool) -> tuple[Any, str]:
         return open_cache(where), parsed.shown
     path = Path(where[len("file://") :] if where.startswith("file://") else where)
     log = path / CACHE_FILE if path.is_dir() else path
+    if path.is_dir() and not log.is_file():
+        raise EffectsCommandError(
+            f"no cache log in the directory {where} (looked for {log}); "
+            "for a cache in a SQL database, give its URL"
+        )
     if not log.is_file():
-        what = "state directory without a cache log" if path.is_dir() else "cache log"
-        raise EffectsCommandError(f"no {what} at {where} (looked for {log})")
+        raise EffectsCommandError(f"no cache log at {where}")
     return FileEvidenceOutcomeCache(log, read_only=not writing), str(log)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 
 from .artifact import EvidenceOutcomeCacheEntry
+from .digest import request_digest, same_request
 from .effects import EffectFailure, EffectOutcome, EffectRequest, failed
 from .errors import EncodeError
 from .intents import (
@@ -37,7 +38,6 @@ from .intents import (
     ParkedTransaction,
     enter_effect,
     leave_effect,
-    request_digest,
 )
 
 __all__ = ["INNER", "CallPolicy", "Io", "OnLoop", "call_flow", "drive", "drive_async"]
@@ -142,7 +142,7 @@ def call_flow(
                 )
         except Exception as exc:
             return _unavailable(f"load evidence outcome cache `{evidence_id}`: {exc}")
-        if intent is not None and intent.request_digest != digest:
+        if intent is not None and not same_request(intent.request_digest, digest, request):
             return failed(
                 EffectFailure.determinism(
                     f"evidence `{evidence_id}` was recorded for request digest "

@@ -6,15 +6,14 @@ runs the effect; then it binds the outcome. An intent that is neither
 withdrawn nor followed by a terminal binding is **in doubt**: the effect may
 or may not have happened. `IntentBook` is the bookkeeping every provided cache
 shares (the compare-and-set rule, withdrawals, the in-doubt list);
-`request_digest` fingerprints a request; `current_idempotency_key` tells the
-running effect which evidence id it runs for.
+`current_idempotency_key` tells the running effect which evidence id it runs
+for. (`durability.digest` fingerprints the request an intent is made for.)
 """
 
 from __future__ import annotations
 
 import contextvars
 import enum
-import hashlib
 import re
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -23,8 +22,7 @@ import attrs
 import cbor2
 
 from .artifact import EvidenceOutcomeCacheEntry
-from .codec import dumps
-from .effects import EffectOutcome, EffectRequest
+from .effects import EffectOutcome
 from .errors import DecodeError, DurabilityError
 from .model import _opt_str, _str
 
@@ -44,7 +42,6 @@ __all__ = [
     "intent_from_plain",
     "intent_to_plain",
     "leave_effect",
-    "request_digest",
     "resolve_with",
     "withdrawal_from_plain",
     "withdrawal_to_plain",
@@ -94,7 +91,8 @@ class EffectIntent:
 
     * `interface_name`, `operation_name`, `operation_id`: the request's;
     * `attempt`: 1 for the first intent of an id, one more for each next one;
-    * `request_digest`: `request_digest` of the request (64 lowercase hex);
+    * `request_digest`: ``durability.digest.request_digest`` of the request
+      (64 lowercase hex);
     * `created_unix_ms`: when the intent was made, in Unix milliseconds;
     * `withdrawn`: the attempt was withdrawn (it did not happen).
 
@@ -112,30 +110,6 @@ class EffectIntent:
     request_digest: str = attrs.field(validator=_digest)
     created_unix_ms: int = attrs.field(validator=_unix_ms)
     withdrawn: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-
-
-def _sorted_maps(value: Any) -> Any:
-    """`value` with every map's keys sorted (text keys: by code point, which is
-    the bytewise order of their UTF-8)."""
-    if isinstance(value, dict):
-        return {key: _sorted_maps(value[key]) for key in sorted(value)}
-    if isinstance(value, list | tuple):
-        return [_sorted_maps(item) for item in value]
-    return value
-
-
-def request_digest(request: EffectRequest) -> str:
-    """The lowercase hex SHA-256 of the CBOR of ``[interface_name,
-    operation_name, body]`` with every map's keys sorted. `tick`, `session`,
-    `effect_id` and `operation_id` are not part of it. Raises `EncodeError`
-    when the body is not plain CBOR data.
-
-    >>> request_digest(EffectRequest(interface_name="Storage", operation_name="write",
-    ...     tick=1, body={"b": 1, "a": 2}))[:16]
-    '0bd5833837c25e9b'
-    """
-    plain = [request.interface_name, request.operation_name, _sorted_maps(request.body)]
-    return hashlib.sha256(dumps(plain)).hexdigest()
 
 
 class ParkedTransaction(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .demo import DemoResult
+from .demo import DemoResult, SettledEffect
 from .migrate import MigrationReport
 from .render import plan_json, plan_text, tail_json, tail_line
 
@@ -21,7 +21,8 @@ __all__ = ["demo_json", "demo_text", "migration_json", "migration_text"]
 def demo_json(result: DemoResult) -> dict[str, Any]:
     """``demo --json``: the store, the worker (the torn write, or with a SQL
     store the open transaction the kill interrupted), the torn-tail repairs,
-    the plan, soundness and the replay through the evidence cache."""
+    the effects found in doubt and how they were settled, the plan (after
+    settling), soundness and the replay through the evidence cache."""
     return {
         "directory": result.directory,
         "store": result.store,
@@ -35,6 +36,13 @@ def demo_json(result: DemoResult) -> dict[str, Any]:
         },
         "repairs": result.repairs,
         "last_sequence": result.last_sequence,
+        "effects_in_doubt": {
+            "in_flight_when_killed": result.effect_in_flight,
+            "plan_before_settling": (
+                plan_json(result.plan_in_doubt) if result.plan_in_doubt is not None else None
+            ),
+            "settled": [_settled_json(item) for item in result.settled],
+        },
         "plan": plan_json(result.plan),
         "all_decisions_sound": result.all_sound,
         "replay": {
@@ -42,6 +50,47 @@ def demo_json(result: DemoResult) -> dict[str, Any]:
             "inner_handler_calls": result.inner_calls_on_replay,
         },
     }
+
+
+def _settled_json(item: SettledEffect) -> dict[str, Any]:
+    return {
+        "evidence_id": item.evidence_id,
+        "operation_id": item.operation_id,
+        "attempt": item.attempt,
+        "stored_write": item.stored_write,
+        "verdict": item.verdict,
+        "command": item.command,
+    }
+
+
+def _settling_story(result: DemoResult) -> list[str]:
+    """The effects found in doubt, how each was settled, and the plan after."""
+    if not result.settled or result.plan_in_doubt is None:
+        return ["recovery plan from the latest checkpoint:", plan_text(result.plan)]
+    flight = result.effect_in_flight
+    lines = [
+        "recovery plan from the latest checkpoint:",
+        plan_text(result.plan_in_doubt),
+        "",
+    ]
+    for item in result.settled:
+        interrupted = flight is not None and flight["evidence_id"] == item.evidence_id
+        lines += [
+            f"effect in doubt: {item.evidence_id} (attempt {item.attempt} of operation "
+            f"{item.operation_id}: its intent is durable, no outcome is bound)",
+            f"  {'the kill interrupted it' if result.killed else 'the worker exited while it was'}"
+            " in flight: its write had reached the store, its acknowledgement had not come back"
+            if interrupted
+            else "  its attempt started and recorded no outcome",
+            f"  the operator looks in the store for {item.evidence_id}: "
+            + (
+                f"written at tick {item.stored_write.get('tick')}, so it happened"
+                if item.stored_write is not None
+                else "not there, so it did not happen"
+            ),
+            f"  and settles it: {item.command}",
+        ]
+    return [*lines, "", "recovery plan after settling:", plan_text(result.plan)]
 
 
 def _file_story(result: DemoResult) -> list[str]:
@@ -100,15 +149,15 @@ def _sql_story(result: DemoResult) -> list[str]:
 
 def demo_text(result: DemoResult) -> str:
     """``demo``: what the kill hit, what reopening cut (a SQL store: what it
-    rolled back), the plan, soundness and the replay, as a short story."""
+    rolled back), the plan and the effect it shows in doubt, how that was
+    settled, the plan after, soundness and the replay, as a short story."""
     story = _sql_story(result) if result.store else _file_story(result)
     kept = f" (WAL and cache in {result.store})" if result.store else ""
     return "\n".join(
         [
             *story,
             "",
-            "recovery plan from the latest checkpoint:",
-            plan_text(result.plan),
+            *_settling_story(result),
             "",
             f"soundness predicate holds for every decision: {'yes' if result.all_sound else 'NO'}",
             f"replayed {result.replayed_effects} agreed side effects through the evidence cache: "

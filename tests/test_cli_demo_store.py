@@ -7,6 +7,7 @@ side effects through the evidence cache runs the live handler 0 times."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ def demo(directory: Path, store: str) -> dict[str, Any]:
     assert report["all_decisions_sound"] and report["plan"]["decisions"]
     assert report["replay"]["cached_effects_replayed"] > 0
     assert report["replay"]["inner_handler_calls"] == 0
+    [settled] = report["effects_in_doubt"]["settled"]  # the effect the kill left in flight
+    assert settled["verdict"] == "success" and report["plan"]["in_doubt_evidence_ids"] == []
+    assert shlex.split(settled["command"])[:3] == ["durability", "resolve", report["store"]]
     assert "SIGKILL sent to worker" in result.stderr
     return report
 

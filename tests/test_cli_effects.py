@@ -115,7 +115,8 @@ def test_effects_refuses_what_is_not_a_cache(
     assert err.startswith("durability: error: no cache log at")
     (tmp_path / "empty").mkdir()
     code, _, err = run(capsys, "effects", str(tmp_path / "empty"))
-    assert code == 2 and "without a cache log" in err
+    assert code == 2 and err.startswith("durability: error: no cache log in the directory")
+    assert "give its URL" in err
     assert not (tmp_path / "empty" / "evidence.log").exists()
 
 

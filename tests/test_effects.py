@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
-import cbor2
 import pytest
 
 from durability import (
@@ -301,34 +299,7 @@ def test_an_async_reconcile_needs_an_async_effect() -> None:
         wrap(Effect(), reconcile=reconcile)
 
 
-# -- the request digest --------------------------------------------------------------
-
-
-def _sorted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted(v) for v in value]
-    return value
-
-
-def test_digest_is_sha256_of_the_sorted_cbor_of_interface_operation_body() -> None:
-    body = {"to": "bob", "amount": 5, "meta": {"z": [1, {"b": 2, "a": 1}], "a": b"\x00"}}
-    expected = hashlib.sha256(cbor2.dumps(["Storage", "write", _sorted(body)])).hexdigest()
-    assert request_digest(request(body)) == expected
-    assert len(expected) == 64 and expected == expected.lower()
-    reordered = {"meta": {"a": b"\x00", "z": [1, {"a": 1, "b": 2}]}, "amount": 5, "to": "bob"}
-    assert request_digest(request(reordered)) == expected
-    other = EffectRequest(
-        interface_name="Storage",
-        operation_name="write",
-        tick=99,
-        operation_id="another-op",
-        session=3,
-        effect_id=7,
-        body=body,
-    )
-    assert request_digest(other) == expected  # tick, session, effect_id, op: not part of it
+# -- the request digest (its encoding: test_effects_digest.py) ---------------------
 
 
 @pytest.mark.parametrize("bound", [False, True], ids=["in-doubt", "bound"])

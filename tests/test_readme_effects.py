@@ -1,6 +1,7 @@
 """The README's "Exactly-once effects" example is real code: run it in an
-empty directory and it prints exactly what the README shows beside it; the
-section sits right before "Command line"."""
+empty directory and it prints exactly what the README shows beside it; its
+excerpt of the demo is what the demo prints; the section sits right before
+"Command line"."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import contextlib
 import io
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,26 @@ def test_the_effects_example_prints_what_the_readme_shows(
 def test_the_section_sits_right_before_the_command_line() -> None:
     headings = re.findall(r"^## (.*)$", README.read_text(), re.M)
     assert headings[headings.index("Exactly-once effects") + 1] == "Command line"
+
+
+def test_the_demo_excerpt_is_what_the_demo_prints(tmp_path: Path) -> None:
+    """The README's excerpt of `durability demo /tmp/demo`: each line it shows
+    (``...`` stands for lines cut) comes out of a real run, in that order."""
+    shown = re.search(r"```console\n(.*?)```", section(), re.S)
+    assert shown is not None
+    directory = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "durability", "demo", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.splitlines()
+    at = 0
+    for line in shown.group(1).splitlines():
+        if line == "...":
+            continue
+        expected = line.replace("/tmp/demo", str(directory))
+        assert expected in printed[at:], f"not printed (in this order): {line}"
+        at = printed.index(expected, at) + 1

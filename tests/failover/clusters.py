@@ -49,6 +49,8 @@ from typing import Any
 
 import pytest
 
+from tests.failover.netns import INNER, OUTER, HostNamespace
+
 HOW = (
     "install Debian's postgresql package (initdb, pg_ctl, pg_basebackup under /usr/lib/postgresql)"
 )
@@ -216,10 +218,11 @@ class Server:
     log: Path
     supervisor: subprocess.Popen[bytes]
     postmaster: int = 0
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres?connect_timeout=5"
+        return f"postgresql://postgres@{self.host}:{self.port}/postgres?connect_timeout=5"
 
     def alive(self) -> bool:
         return self.supervisor.poll() is None
@@ -264,10 +267,18 @@ class Server:
             self.supervisor.wait()
 
 
-def _start(name: str, data: Path, sockets: Path, settings: Sequence[str] = ()) -> Server:
+def _start(
+    name: str,
+    data: Path,
+    sockets: Path,
+    settings: Sequence[str] = (),
+    host: HostNamespace | None = None,
+) -> Server:
+    """Start a server; on `host` (its namespace, at its address) when given."""
     port = free_port()
+    address = INNER if host is not None else "127.0.0.1"
     argv = [str(binaries() / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets)]
-    argv += ["-c", "listen_addresses=127.0.0.1", "-c", f"cluster_name={name}"]
+    argv += ["-c", f"listen_addresses={address}", "-c", f"cluster_name={name}"]
     argv += ["-c", "fsync=on", "-c", "shared_buffers=16MB", "-c", "max_connections=40"]
     for setting in settings:
         argv += ["-c", setting]
@@ -276,13 +287,16 @@ def _start(name: str, data: Path, sockets: Path, settings: Sequence[str] = ()) -
     who = ["-", "-"] if user is None else [str(user.pw_uid), str(user.pw_gid)]
     with open(log, "ab") as out:
         supervisor = subprocess.Popen(
-            [sys.executable, "-c", SUPERVISOR, str(os.getpid()), *who, *argv],
+            [
+                *(host.enter() if host is not None else []),  # nsenter execs: still our child
+                *(sys.executable, "-c", SUPERVISOR, str(os.getpid()), *who, *argv),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C to the tests is not the server's
         )
-    server = Server(name=name, data=data, port=port, log=log, supervisor=supervisor)
+    server = Server(name=name, data=data, port=port, log=log, supervisor=supervisor, host=address)
     _wait_ready(server)
     return server
 
@@ -316,13 +330,21 @@ class Pair:
     primary: Server
     standby: Server
     synchronous: bool
+    host: HostNamespace | None = None  # the primary's, when it can vanish
 
     @property
     def url(self) -> str:
-        """Both servers, the primary first; libpq picks the one that takes writes."""
+        """Both servers, the primary first; libpq picks the one that takes writes.
+        When the primary's host can vanish, libpq's timeouts say when to give
+        up on it: 2 s to connect, 3 s for sent data left unacknowledged,
+        keepalives after 1 s idle (then every 1 s, 3 unanswered)."""
+        hosts = f"{self.primary.host}:{self.primary.port},{self.standby.host}:{self.standby.port}"
+        if self.host is None:
+            return f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write&connect_timeout=5"
         return (
-            f"postgresql://postgres@127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}"
-            "/postgres?target_session_attrs=read-write&connect_timeout=5"
+            f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
+            "&connect_timeout=2&tcp_user_timeout=3000"
+            "&keepalives_idle=1&keepalives_interval=1&keepalives_count=3"
         )
 
     def hold_wal_sender(self) -> None:
@@ -341,6 +363,12 @@ class Pair:
         included, so nothing more leaves the host), all reaped."""
         self.primary.crash()
 
+    def vanish_primary(self) -> None:
+        """The primary's host is gone: its network link goes down, its
+        processes keep running, and no packet to it is answered any more."""
+        assert self.host is not None, "start_pair(vanishable=True)"
+        self.host.vanish()
+
     def promote_standby(self) -> None:
         """``pg_ctl promote``, waiting until the standby takes writes."""
         _run(
@@ -351,6 +379,8 @@ class Pair:
     def close(self) -> None:
         for server in (self.primary, self.standby):
             server.stop()
+        if self.host is not None:
+            self.host.close()
         shutil.rmtree(self.top, ignore_errors=True)
 
     def __enter__(self) -> Pair:
@@ -377,9 +407,12 @@ def _wait_streaming(primary: Server, standby: Server, sync_state: str) -> None:
         time.sleep(0.02)
 
 
-def start_pair(*, synchronous: bool) -> Pair:
+def start_pair(*, synchronous: bool, vanishable: bool = False) -> Pair:
     """Start a primary and a standby streaming from it (synchronously when
-    `synchronous`: the primary's ``synchronous_standby_names`` names it)."""
+    `synchronous`: the primary's ``synchronous_standby_names`` names it).
+    With `vanishable`, the primary runs on a host of its own that
+    `Pair.vanish_primary` can make vanish (`netns.HostNamespace`: only in a
+    private network namespace, as root)."""
     made = template()
     top = _scratch("durability-failover-")
     sockets = _own_dir(top / "sockets")
@@ -387,16 +420,27 @@ def start_pair(*, synchronous: bool) -> Pair:
     only_primary = ["synchronous_commit=on"]
     if synchronous:
         only_primary.append("synchronous_standby_names=standby")
-    primary = _start("primary", top / "primary", sockets, only_primary)
+    host = HostNamespace() if vanishable else None
+    if host is not None:  # the standby and the writers connect from the other end
+        with open(top / "primary" / "pg_hba.conf", "a") as hba:
+            hba.write(f"host all all {OUTER}/32 trust\nhost replication all {OUTER}/32 trust\n")
+    try:
+        primary = _start("primary", top / "primary", sockets, only_primary, host)
+    except BaseException:
+        if host is not None:
+            host.close()
+        raise
     standby: Server | None = None
     try:
-        conninfo = f"host=127.0.0.1 port={primary.port} user=postgres"
+        conninfo = f"host={primary.host} port={primary.port} user=postgres"
         standby = _start("standby", top / "standby", sockets, [f"primary_conninfo={conninfo}"])
         _wait_streaming(primary, standby, "sync" if synchronous else "async")
-        return Pair(top=top, primary=primary, standby=standby, synchronous=synchronous)
+        return Pair(top=top, primary=primary, standby=standby, synchronous=synchronous, host=host)
     except BaseException:
         for server in (primary, standby):
             if server is not None:
                 server.stop()
+        if host is not None:
+            host.close()
         shutil.rmtree(top, ignore_errors=True)
         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.failover.trial import RESULTS
+from tests.failover.trial import CHILD_SUMMARIES, RESULTS
 
 
 def pytest_configure(config: Any) -> None:
@@ -17,8 +17,9 @@ def pytest_configure(config: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not RESULTS:
+    if not RESULTS and not CHILD_SUMMARIES:
         return
     terminalreporter.section("failover trials")
-    for number, trial in enumerate(RESULTS, 1):
-        terminalreporter.write_line(f"trial {number}: {trial.summary()}")
+    summaries = [trial.summary() for trial in RESULTS] + CHILD_SUMMARIES
+    for number, summary in enumerate(summaries, 1):
+        terminalreporter.write_line(f"trial {number}: {summary}")

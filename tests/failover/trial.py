@@ -9,15 +9,32 @@ its WAL sender was held that long), the standby is promoted a moment later, and
 the same writers carry on against it until each has appended `after` more
 entries past the WAL's end at promotion. Then fresh handles read everything
 back and `Trial` says what was acknowledged and what of it is missing.
+
+With ``at_most_once=True`` the writers run their effects at most once, each
+run appending a line to a sink file of its own (`workers.py`), and the
+primary is killed while the first writer's effect is in flight (it ran, its
+outcome is not bound yet). `check` then also reads the sinks (no evidence id
+may appear twice) and ``in_doubt()``: it must list exactly the effects the
+writers were told are in doubt.
+
+With ``vanish=True`` the primary's host vanishes instead (`netns.py`: its
+network link goes down, its processes keep running, nothing it was sent is
+answered or reset), so only libpq's timeouts in the URL (`Pair.url`) free
+the writers from it. This needs a private network namespace and root
+(``scripts/failover_demo.py --vanish`` makes one).
 """
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from durability import DurableRecoveryPlan, StorageError, open_cache, open_wal
@@ -31,6 +48,8 @@ from tests.failover.workers import (
 
 #: Every trial run in this process, in order (the terminal summary lists them).
 RESULTS: list[Trial] = []
+#: The summaries of trials run in child processes (listed after those).
+CHILD_SUMMARIES: list[str] = []
 
 
 @dataclass
@@ -61,11 +80,39 @@ class Trial:
     plan: DurableRecoveryPlan | None = None
     failover_seconds: float = 0.0  # from the kill to the first append on the new primary
     seconds: float = 0.0
+    vanished: bool = False  # the primary's host vanished (its processes were not killed)
+    # -- at-most-once writers only ----------------------------------------------------
+    at_most_once: bool = False
+    sink_lines: int = 0  # runs of the effect, as the sinks hold them
+    sink_duplicates: list[str] = field(default_factory=list)  # evidence ids run twice
+    unreported_runs: list[str] = field(default_factory=list)  # a "ran" the sink lacks
+    told_in_doubt: dict[str, list[str]] = field(default_factory=dict)  # per writer
+    reported_in_doubt: list[str] = field(default_factory=list)  # cache.in_doubt() after
+    in_doubt_had_run: int = 0  # of those, how many the sinks hold (they had happened)
 
     @property
     def replication(self) -> str:
         mode = f"{'' if self.synchronous else 'a'}synchronous replication"
-        return f"{mode}, standby {self.lag:g} s behind" if self.lag else mode
+        mode = f"{mode}, standby {self.lag:g} s behind" if self.lag else mode
+        mode = f"{mode}, the primary's host vanished" if self.vanished else mode
+        return f"{mode}, effects at most once" if self.at_most_once else mode
+
+    @property
+    def told(self) -> list[str]:
+        """The evidence ids the writers were told are in doubt."""
+        return sorted(i for ids in self.told_in_doubt.values() for i in ids)
+
+    def effects_summary(self) -> str:
+        if not self.at_most_once:
+            return ""
+        return (
+            f"; effects: {self.sink_lines} runs in the sinks, {len(self.sink_duplicates)} "
+            f"evidence ids run twice, {len(self.told)} in doubt (at most "
+            f"{max((len(v) for v in self.told_in_doubt.values()), default=0)} per writer), "
+            f"{len(self.reported_in_doubt)} reported by in_doubt() "
+            f"({self.in_doubt_had_run} had run, {len(self.reported_in_doubt) - self.in_doubt_had_run}"
+            " had not)"
+        )
 
     def summary(self) -> str:
         a = self.acknowledged
@@ -80,8 +127,8 @@ class Trial:
             f"{self.failover_seconds:.1f} s after the kill, "
             f"min {min(self.after_promotion.values(), default=0)} appends each on the new primary; "
             f"WAL {'gapless' if self.gapless else 'WITH GAPS'} to {self.last_sequence}, "
-            f"{len(self.duplicates)} duplicates, {len(self.anomalies)} plan anomalies; "
-            f"{self.seconds:.1f} s"
+            f"{len(self.duplicates)} duplicates, {len(self.anomalies)} plan anomalies"
+            f"{self.effects_summary()}; {self.seconds:.1f} s"
         )
 
 
@@ -119,18 +166,25 @@ def run_trial(
     writers: int = 3,
     warmup: int = 5,
     after: int = 10,
+    at_most_once: bool = False,
+    vanish: bool = False,
     say: Callable[[str], None] = lambda step: None,
     inspect: Callable[[str, Trial], None] = lambda url, trial: None,
 ) -> Trial:
     """Run one trial (see the module docs) and record it in `RESULTS`. With
     `lag` (seconds), the primary's WAL sender is held that long before the
-    crash, so the standby is behind when the primary dies. `say` is told
-    each step; `inspect` gets the URL and the checked trial while the
-    promoted standby still runs."""
+    crash, so the standby is behind when the primary dies. With
+    `at_most_once`, at-most-once writers with sinks; with `vanish`, the
+    primary's host vanishes instead of its processes being killed. `say` is told each
+    step; `inspect` gets the URL and the checked trial while the promoted
+    standby still runs."""
     started = time.monotonic()
-    processes = [WriterProcess(f"w{i}") for i in range(writers)]  # they import meanwhile
+    sinks = Path(tempfile.mkdtemp(prefix="durability-sinks-")) if at_most_once else None
+    processes = [  # they import meanwhile
+        WriterProcess(f"w{i}", sinks / f"w{i}.jsonl" if sinks else None) for i in range(writers)
+    ]
     try:
-        with start_pair(synchronous=synchronous) as pair:
+        with start_pair(synchronous=synchronous, vanishable=vanish) as pair:
             url = pair.url
             mode = "synchronous" if synchronous else "asynchronous"
             say(
@@ -148,10 +202,13 @@ def run_trial(
                 _stop(processes)
             trial = check(url, processes, promoted_at, synchronous=synchronous)
             trial.lag = lag
+            trial.vanished = vanish
             trial.failover_seconds = first - killed
             inspect(url, trial)
     finally:
         _stop(processes)
+        if sinks is not None:
+            shutil.rmtree(sinks, ignore_errors=True)
     trial.seconds = time.monotonic() - started
     RESULTS.append(trial)
     return trial
@@ -186,14 +243,23 @@ def _fail_over(
         timeout=60,
     )
     say(f"{len(processes)} writer processes are running operations through the URL")
-    _pause(processes, random.uniform(0, 0.05))  # land anywhere in their writes
+    if processes[0].sink is not None:  # land while the first writer's effect is in flight
+        _wait(processes, lambda: _in_flight(processes[0]), "an effect is in flight", 30)
+        say(f"{processes[0].name}'s effect is in flight: it ran, its outcome is not bound yet")
+    else:
+        _pause(processes, random.uniform(0, 0.05))  # land anywhere in their writes
     if lag:
         pair.hold_wal_sender()
         say(f"the primary's WAL sender is held for {lag:g} s: the standby falls behind")
         _pause(processes, lag)
-    pair.kill_primary()
-    killed = time.monotonic()
-    say("the primary is killed (SIGKILL to its postmaster and its processes)")
+    if pair.host is not None:
+        pair.vanish_primary()
+        killed = time.monotonic()
+        say("the primary's host vanishes (its link goes down; nothing it was sent is answered)")
+    else:
+        pair.kill_primary()
+        killed = time.monotonic()
+        say("the primary is killed (SIGKILL to its postmaster and its processes)")
     _pause(processes, 0.3)  # a failover takes a moment: the writers meet no primary
     pair.promote_standby()
     promoted_at = _last_sequence(url)
@@ -209,6 +275,12 @@ def _fail_over(
     _wait(processes, carried_on, f"every writer appended {after} more", timeout=60)
     say(f"every writer carried on against the new primary ({after}+ appends each)")
     return promoted_at, killed, first[0]
+
+
+def _in_flight(writer: WriterProcess) -> bool:
+    """Whether `writer`'s latest effect ran and its outcome is not bound yet."""
+    last = next((m for m in reversed(writer.messages) if m[0] in ("ran", "bound")), None)
+    return last is not None and last[0] == "ran"
 
 
 def _pause(writers: list[WriterProcess], seconds: float) -> None:
@@ -227,6 +299,7 @@ def check(
         trial.last_sequence = wal.last_sequence
         pairs = wal.poll(0, trial.last_sequence + 1)
         bindings = cache.load()
+        in_doubt = cache.in_doubt()
     trial.gapless = [s for s, _e in pairs] == list(range(1, trial.last_sequence + 1))
     at = dict(pairs)
     identities = Counter(entry.stable_identity() for _s, entry in pairs)
@@ -236,7 +309,28 @@ def check(
     trial.anomalies = trial.plan.anomalies
     for process in processes:
         _check_writer(trial, process, at, identities, bound, promoted_at)
+    if processes and processes[0].sink is not None:
+        _check_effects(trial, processes, [intent.evidence_id for intent in in_doubt])
     return trial
+
+
+def _check_effects(trial: Trial, processes: list[WriterProcess], in_doubt: list[str]) -> None:
+    """At-most-once writers: what the sinks hold, and what ``in_doubt()`` reports."""
+    trial.at_most_once = True
+    trial.reported_in_doubt = sorted(in_doubt)
+    runs: Counter[str] = Counter()
+    for process in processes:
+        assert process.sink is not None
+        lines = process.sink.read_text().splitlines() if process.sink.exists() else []
+        runs.update(json.loads(line)["evidence_id"] for line in lines)
+        ran = {f"{operation(process.name, m[2])}/cert" for m in process.of("ran")}
+        trial.unreported_runs += sorted(ran - set(runs))
+        trial.told_in_doubt[process.name] = [
+            f"{operation(process.name, m[2])}/cert" for m in process.of("in doubt")
+        ]
+    trial.sink_lines = sum(runs.values())
+    trial.sink_duplicates = sorted(i for i, count in runs.items() if count > 1)
+    trial.in_doubt_had_run = sum(1 for i in trial.reported_in_doubt if runs[i])
 
 
 def _check_writer(

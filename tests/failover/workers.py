@@ -9,7 +9,13 @@ and each one that failed. Operation ``k`` of writer ``w`` (``w3/op7``):
    writer reports the run) and its outcome is bound to the evidence id
    ``w3/op7/cert``; a cache failure is an ``UNAVAILABLE`` answer and the
    writer asks again (the handler answers from the cache when the binding had
-   committed, else runs the effect again);
+   committed, else runs the effect again). With a *sink* (a file: the writer
+   is then an at-most-once writer), the handler keeps `AT_MOST_ONCE`
+   semantics and each run of the effect appends (and fsyncs) one line to the
+   sink, ``{"evidence_id", "run"}``, then waits `EFFECT_SECONDS` for its
+   acknowledgement, as a remote call would; when the handler answers that the
+   effect is in doubt, the writer leaves it to an operator and goes on with
+   its next operation (steps 2 and 3 are skipped);
 2. an `EvidenceProduced` appended with `wal.append`; when that raises
    `StorageError` the writer finishes it with `append_once` (the README's
    recipe), which writes it at most once;
@@ -17,6 +23,7 @@ and each one that failed. Operation ``k`` of writer ``w`` (``w3/op7``):
    one transaction); an ``UNAVAILABLE`` answer is re-run until it succeeds.
 
 Messages (tuples): ``("ran", w, k, run)``, ``("bound", w, k, run)``,
+``("in doubt", w, k, message)``,
 ``("appended", w, k, sequence, had_committed)``, ``("synced", w, k)``,
 ``("error", w, k, step, outcome_unknown, message)``, ``("rolled back", w,
 message)`` (the handle saw the WAL lose entries it had read: only without
@@ -54,6 +61,7 @@ from durability import (
     StorageError,
     VisibilityGateCrossing,
     WalSyncRequest,
+    current_idempotency_key,
     open_cache,
     open_wal,
 )
@@ -61,6 +69,8 @@ from durability import (
 LIFETIME = 120.0  # seconds: a writer left behind stops by itself
 UNKNOWN = "the outcome is unknown"
 ROLLED_BACK = "rolled back"  # in the DecodeError of a handle whose WAL lost entries
+IN_DOUBT = "is in doubt (attempt"  # the at-most-once answer for an effect in doubt
+EFFECT_SECONDS = 0.2  # an at-most-once writer's effect waits this long for its acknowledgement
 
 
 def append_once(wal, entry, before):
@@ -149,30 +159,52 @@ class _Nothing:
 
 
 class _Effect:
-    """The effect: each run is reported before it answers (it took place)."""
+    """The effect: each run is reported before it answers (it took place).
+    With a `sink`, each run first appends its line there (fsynced), and then
+    waits for its acknowledgement."""
 
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: Writer, sink: str | None) -> None:
         self.writer = writer
+        self.sink = sink
         self.runs: dict[str, int] = {}
 
     def handle_effect(self, request: EffectRequest) -> EffectOutcome:
         op = str(request.operation_id)
         run = self.runs[op] = self.runs.get(op, 0) + 1
+        if self.sink is not None:
+            line = json.dumps({"evidence_id": current_idempotency_key(), "run": run})
+            with open(self.sink, "a", encoding="utf-8") as sink:
+                sink.write(line + "\n")
+                sink.flush()
+                os.fsync(sink.fileno())
         self.writer.send("ran", request.tick, run)
+        if self.sink is not None:
+            time.sleep(EFFECT_SECONDS)
         return EffectOutcome.success({"op": op, "run": run})
+
+
+def step_of(message: str) -> str:
+    """Which step of the evidence handler an ``UNAVAILABLE`` answer names."""
+    if message.startswith("persist intent"):
+        return "intent"
+    if message.startswith("load evidence outcome cache"):
+        return "read"
+    return "bind"
 
 
 class Writer:
     """One writer process's state (see the module docs)."""
 
-    def __init__(self, url: str, name: str, conn: Channel) -> None:
+    def __init__(self, url: str, name: str, conn: Channel, sink: str | None = None) -> None:
         self.url, self.name, self.conn = url, name, conn
-        self.effect = _Effect(self)
-        self.cached = EvidencePersistenceHandler(  # re-asked until bound: at least once
+        self.effect = _Effect(self, sink)
+        self.cached = EvidencePersistenceHandler(  # without a sink, re-asked until bound
             self.effect,
             open_cache(url),
             lambda request: f"{request.operation_id}/cert",
-            semantics=EffectSemantics.AT_LEAST_ONCE,
+            semantics=EffectSemantics.AT_LEAST_ONCE
+            if sink is None
+            else EffectSemantics.AT_MOST_ONCE,
         )
         self._open_wal()
 
@@ -188,12 +220,14 @@ class Writer:
         k = 0
         while not self.conn.poll() and time.monotonic() < deadline:
             op = operation(self.name, k)
-            self.bind(op, k)
-            self.append(op, k)
-            self.sync(op, k)
+            if self.bind(op, k):
+                self.append(op, k)
+                self.sync(op, k)
             k += 1
 
-    def bind(self, op: str, k: int) -> None:
+    def bind(self, op: str, k: int) -> bool:
+        """Run the effect of operation `k` until its outcome is bound (True),
+        or (at most once) until the handler says it is in doubt (False)."""
         request = EffectRequest(
             interface_name="Storage", operation_name="write", tick=k, operation_id=op
         )
@@ -201,8 +235,12 @@ class Writer:
             outcome = self.cached.handle_effect(request)
             if outcome.is_success:
                 self.send("bound", k, outcome.response["run"])
-                return
-            self._failed(k, "bind", outcome.failure.message if outcome.failure else "?")
+                return True
+            message = outcome.failure.message if outcome.failure else "?"
+            if IN_DOUBT in message:  # an operator's call now: go on with the next one
+                self.send("in doubt", k, message)
+                return False
+            self._failed(k, step_of(message), message)
 
     def append(self, op: str, k: int) -> None:
         entry = appended_entry(op, k)
@@ -254,9 +292,10 @@ class Writer:
                 time.sleep(0.05)
 
 
-def writer_main(name: str) -> None:
+def writer_main(name: str, sink: str | None = None) -> None:
     """A writer process: read the URL (a line on stdin), run operations until
-    another line (or EOF) on stdin; each message is a JSON line on stdout."""
+    another line (or EOF) on stdin; each message is a JSON line on stdout.
+    With `sink`, an at-most-once writer whose effects append to that file."""
 
     class Out:
         def send(self, message: tuple[Any, ...]) -> None:
@@ -279,7 +318,7 @@ def writer_main(name: str) -> None:
     url = line.decode().strip()
     try:
         if url.startswith("postgresql://"):
-            Writer(url, name, out).run(time.monotonic() + LIFETIME)
+            Writer(url, name, out, sink).run(time.monotonic() + LIFETIME)
     finally:
         out.send(("done", name))
 
@@ -287,17 +326,20 @@ def writer_main(name: str) -> None:
 class WriterProcess:
     """The parent's side of one writer: its process (started at once, so it
     imports while the servers start), and what it reported (read by a
-    thread, so the pipe never fills). `begin` gives it the URL."""
+    thread, so the pipe never fills). `begin` gives it the URL. With `sink`
+    (a file path), an at-most-once writer (see the module docs)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, sink: Path | None = None) -> None:
         self.name = name
+        self.sink = sink
         root = str(Path(__file__).resolve().parents[2])
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.failover.workers", name],
+            [sys.executable, "-m", "tests.failover.workers", name]
+            + ([str(sink)] if sink is not None else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -352,4 +394,4 @@ class WriterProcess:
 
 
 if __name__ == "__main__":
-    writer_main(sys.argv[1])
+    writer_main(*sys.argv[1:3])
