@@ -15,6 +15,7 @@ tick). Every failure is a `DecodeError` (or `EncodeError` when writing).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import typing
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ from .artifact import (
 from .effects import EffectFailure, EffectOutcome, EffectRequest, EffectStatus
 from .errors import DecodeError, EncodeError
 from .limits import MAX_DEPTH
+from .structuring import outcome_plain, structurer, unstructure_fast
 
 __all__ = [
     "MAX_DEPTH",
@@ -214,13 +216,6 @@ def _structure_outcome(c: cattrs.Converter) -> Callable[[Any, Any], EffectOutcom
     return hook
 
 
-def _unstructure_outcome(outcome: EffectOutcome) -> dict[str, Any]:
-    status: dict[str, Any] = {"status": outcome.status.value}
-    if outcome.failure is not None:
-        status["failure"] = {"kind": outcome.failure.kind.value, "message": outcome.failure.message}
-    return {"status": status, "response": outcome.response}
-
-
 def _structure_request(c: cattrs.Converter) -> Callable[[Any, Any], EffectRequest]:
     fields = make_dict_structure_fn(EffectRequest, c)
 
@@ -244,7 +239,7 @@ def configure_converter(c: cattrs.Converter) -> None:
     c.register_structure_hook_func(_is_variadic_tuple, _structure_sequence(c))
     c.register_structure_hook_func(lambda t: t == WalEntry, _structure_entry(c))
     c.register_structure_hook(EffectOutcome, _structure_outcome(c))
-    c.register_unstructure_hook(EffectOutcome, _unstructure_outcome)
+    c.register_unstructure_hook(EffectOutcome, outcome_plain)
     c.register_structure_hook_factory(attrs.has, lambda cls: _structure_record(c, cls))
     c.register_unstructure_hook_factory(attrs.has, lambda cls: _unstructure_record(c, cls))
     # After the generic attrs factory: of two factories that both match, cattrs
@@ -268,13 +263,19 @@ converter = make_converter()
 
 def to_plain(value: Any) -> Any:
     """The v1 plain-data form of a model value (maps in field order)."""
-    return converter.unstructure(value)
+    plain = unstructure_fast(value)  # the hot types, by hand (`durability.structuring`)
+    return converter.unstructure(value) if plain is None else plain
 
 
 def from_plain(data: Any, cls: type[T], *, where: str = "value") -> T:
     """Build a `cls` from v1 plain data; `DecodeError` (its reason naming
     `where` and the path of the first bad field, e.g. ``$.entries[2].tick``)
     when it does not fit."""
+    fast = structurer(cls)  # the hot types, by hand (`durability.structuring`)
+    if fast is not None:
+        with contextlib.suppress(Exception):  # not taken there: the converter decides, says why
+            value: T = fast(data)
+            return value
     try:
         return converter.structure(data, cls)
     except Exception as exc:
