@@ -79,6 +79,8 @@ FIELDS: dict[type, tuple[str, ...]] = {
     EvidenceOutcomeCacheEntry: ("evidence_id", "interface_name", "operation_name", "outcome"),
     EffectOutcome: ("status", "response", "failure"),
     EffectFailure: ("kind", "message"),
+    AgreementWalArtifact: ("entries",),  # (its converter makes a tuple: given one)
+    EvidenceOutcomeCacheArtifact: ("entries",),
 }
 
 
@@ -230,7 +232,10 @@ def _cache_artifact(data: Any) -> EvidenceOutcomeCacheArtifact:
     items = _map(data).get("entries", [])
     if not isinstance(items, list):
         raise Unfit
-    return EvidenceOutcomeCacheArtifact(entries=[_cache_entry(item) for item in items])
+    artifact = _new(EvidenceOutcomeCacheArtifact)
+    _set(artifact, "entries", tuple([_cache_entry(item) for item in items]))
+    artifact.__attrs_post_init__()  # its index by evidence id
+    return artifact
 
 
 _STRUCTURE: dict[Any, Callable[[Any], Any]] = {

@@ -24,6 +24,7 @@ from durability import (
     FinalizationOutcome,
 )
 from durability.codec import converter, from_plain
+from durability.model import _to_tuple
 from durability.structuring import FIELDS, structurer
 from tests.helpers import FAILED, binding, esc, ev, gate
 
@@ -136,7 +137,13 @@ def identical(a: Any, b: Any) -> bool:
 def test_the_fast_path_sets_every_field_of_each_class_it_builds(cls: type) -> None:
     fields = attrs.fields(cls)
     assert tuple(field.name for field in fields if field.init) == FIELDS[cls]
-    assert all(field.converter is None for field in fields)
+    # built without __init__: no converter may be skipped but the one making
+    # a tuple, and the fast path gives a tuple already
+    assert all(field.converter in (None, _to_tuple) for field in fields)
+    # and no post-init step but the two written out (the cache artifact's
+    # index, called; the outcome's status/failure check, true by construction)
+    post_init = hasattr(cls, "__attrs_post_init__")
+    assert post_init == (cls in (EvidenceOutcomeCacheArtifact, EffectOutcome))
 
 
 @pytest.mark.parametrize("cls", list(SAMPLES), ids=lambda cls: cls.__name__)
