@@ -88,86 +88,127 @@ class Unfit(Exception):
     """Input the fast path does not take (the converter decides)."""
 
 
-def _text(value: Any) -> str:
-    if type(value) is not str:
-        raise Unfit
-    return value
-
-
-def _opt_text(value: Any) -> str | None:
-    if value is not None and type(value) is not str:
-        raise Unfit
-    return value
-
-
-def _tick(value: Any) -> int:
-    if type(value) is not int or not 0 <= value <= _U64_MAX:
-        raise Unfit
-    return value
-
-
 def _map(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Unfit
     return value
 
 
+def _setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
+    """The slot setters of `cls`'s `FIELDS`, in order: they write a frozen
+    instance's fields directly, as the class's own ``__init__`` does."""
+    return tuple(cls.__dict__[name].__set__ for name in FIELDS[cls])
+
+
+_ESCALATION = _setters(Escalation)
+_EVIDENCE = _setters(AgreementEvidence)
+_EVIDENCE_PRODUCED = _setters(EvidenceProduced)
+_FINALIZATION = _setters(Finalization)
+_GATE = _setters(VisibilityGateCrossing)
+_CACHE_ENTRY = _setters(EvidenceOutcomeCacheEntry)
+_EFFECT_FAILURE = _setters(EffectFailure)
+
+
 # -- structuring (plain -> value) ----------------------------------------------------
+#
+# Each function reads its fields, checks them as the converter's hooks and the
+# class's validators would (text is exactly `str`, a tick exactly an `int` in
+# 0..2**64-1, an option `None` or its type, an enum one of its values), then
+# builds the value without running them again.
 
 
 def _escalation(o: dict[str, Any]) -> Escalation:
+    op, evidence_id, tick = o["operation_id"], o.get("evidence_id"), o["tick"]
+    if (
+        type(op) is not str
+        or (evidence_id is not None and type(evidence_id) is not str)
+        or type(tick) is not int
+        or not 0 <= tick <= _U64_MAX
+    ):
+        raise Unfit
+    set_op, set_previous, set_new, set_evidence_id, set_tick = _ESCALATION
     entry = _new(Escalation)
-    _set(entry, "operation_id", _text(o["operation_id"]))
-    _set(entry, "previous_level", _LEVEL[o["previous_level"]])
-    _set(entry, "new_level", _LEVEL[o["new_level"]])
-    _set(entry, "evidence_id", _opt_text(o.get("evidence_id")))
-    _set(entry, "tick", _tick(o["tick"]))
+    set_op(entry, op)
+    set_previous(entry, _LEVEL[o["previous_level"]])
+    set_new(entry, _LEVEL[o["new_level"]])
+    set_evidence_id(entry, evidence_id)
+    set_tick(entry, tick)
     return entry
 
 
 def _evidence(o: Any) -> AgreementEvidence:
     o = _map(o)
-    session = o.get("session")
-    if session is not None:
-        _tick(session)
-    authoritative = o["authoritative"]
-    if type(authoritative) is not bool:
+    evidence_id, op, reference = o["evidence_id"], o["operation_id"], o["reference"]
+    session, owner_id, authoritative = o.get("session"), o.get("owner_id"), o["authoritative"]
+    if (
+        type(evidence_id) is not str
+        or type(op) is not str
+        or type(reference) is not str
+        or type(authoritative) is not bool
+        or (owner_id is not None and type(owner_id) is not str)
+        or (session is not None and (type(session) is not int or not 0 <= session <= _U64_MAX))
+    ):
         raise Unfit
+    set_id, set_op, set_session, set_owner, set_level, set_kind, set_ref, set_auth = _EVIDENCE
     evidence = _new(AgreementEvidence)
-    _set(evidence, "evidence_id", _text(o["evidence_id"]))
-    _set(evidence, "operation_id", _text(o["operation_id"]))
-    _set(evidence, "session", session)
-    _set(evidence, "owner_id", _opt_text(o.get("owner_id")))
-    _set(evidence, "level", _LEVEL[o["level"]])
-    _set(evidence, "kind", _EVIDENCE_KIND[o["kind"]])
-    _set(evidence, "reference", _text(o["reference"]))
-    _set(evidence, "authoritative", authoritative)
+    set_id(evidence, evidence_id)
+    set_op(evidence, op)
+    set_session(evidence, session)
+    set_owner(evidence, owner_id)
+    set_level(evidence, _LEVEL[o["level"]])
+    set_kind(evidence, _EVIDENCE_KIND[o["kind"]])
+    set_ref(evidence, reference)
+    set_auth(evidence, authoritative)
     return evidence
 
 
 def _evidence_produced(o: dict[str, Any]) -> EvidenceProduced:
+    tick = o["tick"]
+    if type(tick) is not int or not 0 <= tick <= _U64_MAX:
+        raise Unfit
+    set_evidence, set_tick = _EVIDENCE_PRODUCED
     entry = _new(EvidenceProduced)
-    _set(entry, "evidence", _evidence(o["evidence"]))
-    _set(entry, "tick", _tick(o["tick"]))
+    set_evidence(entry, _evidence(o["evidence"]))
+    set_tick(entry, tick)
     return entry
 
 
 def _finalization(o: dict[str, Any]) -> Finalization:
+    op, tick = o["operation_id"], o["tick"]
+    proof, handle = o.get("materialization_proof_id"), o.get("canonical_handle_id")
+    if (
+        type(op) is not str
+        or (proof is not None and type(proof) is not str)
+        or (handle is not None and type(handle) is not str)
+        or type(tick) is not int
+        or not 0 <= tick <= _U64_MAX
+    ):
+        raise Unfit
+    set_op, set_outcome, set_proof, set_handle, set_tick = _FINALIZATION
     entry = _new(Finalization)
-    _set(entry, "operation_id", _text(o["operation_id"]))
-    _set(entry, "outcome", _OUTCOME[o["outcome"]])
-    _set(entry, "materialization_proof_id", _opt_text(o.get("materialization_proof_id")))
-    _set(entry, "canonical_handle_id", _opt_text(o.get("canonical_handle_id")))
-    _set(entry, "tick", _tick(o["tick"]))
+    set_op(entry, op)
+    set_outcome(entry, _OUTCOME[o["outcome"]])
+    set_proof(entry, proof)
+    set_handle(entry, handle)
+    set_tick(entry, tick)
     return entry
 
 
 def _gate(o: dict[str, Any]) -> VisibilityGateCrossing:
+    op, coroutine, tick = o["operation_id"], o["downstream_coroutine_id"], o["tick"]
+    if (
+        type(op) is not str
+        or type(coroutine) is not str
+        or type(tick) is not int
+        or not 0 <= tick <= _U64_MAX
+    ):
+        raise Unfit
+    set_op, set_coroutine, set_level, set_tick = _GATE
     entry = _new(VisibilityGateCrossing)
-    _set(entry, "operation_id", _text(o["operation_id"]))
-    _set(entry, "downstream_coroutine_id", _text(o["downstream_coroutine_id"]))
-    _set(entry, "gate_level", _LEVEL[o["gate_level"]])
-    _set(entry, "tick", _tick(o["tick"]))
+    set_op(entry, op)
+    set_coroutine(entry, coroutine)
+    set_level(entry, _LEVEL[o["gate_level"]])
+    set_tick(entry, tick)
     return entry
 
 
@@ -205,13 +246,17 @@ def _outcome(o: Any) -> EffectOutcome:
     status = _STATUS[status_map["status"]]
     failure = None
     if status is _FAILURE:
-        f = _map(status_map["failure"])
+        plain_failure = _map(status_map["failure"])
+        message = plain_failure["message"]
+        if type(message) is not str:
+            raise Unfit
+        set_kind, set_message = _EFFECT_FAILURE
         failure = _new(EffectFailure)
-        _set(failure, "kind", _FAILURE_KIND[f["kind"]])
-        _set(failure, "message", _text(f["message"]))
+        set_kind(failure, _FAILURE_KIND[plain_failure["kind"]])
+        set_message(failure, message)
     response = o.get("response")
     check_plain(response)
-    outcome = _new(EffectOutcome)
+    outcome = _new(EffectOutcome)  # not slotted: its fields live in its __dict__
     _set(outcome, "status", status)
     _set(outcome, "response", response)
     _set(outcome, "failure", failure)
@@ -220,11 +265,15 @@ def _outcome(o: Any) -> EffectOutcome:
 
 def _cache_entry(o: Any) -> EvidenceOutcomeCacheEntry:
     o = _map(o)
+    evidence_id, interface, operation = o["evidence_id"], o["interface_name"], o["operation_name"]
+    if type(evidence_id) is not str or type(interface) is not str or type(operation) is not str:
+        raise Unfit
+    set_evidence_id, set_interface, set_operation, set_outcome = _CACHE_ENTRY
     entry = _new(EvidenceOutcomeCacheEntry)
-    _set(entry, "evidence_id", _text(o["evidence_id"]))
-    _set(entry, "interface_name", _text(o["interface_name"]))
-    _set(entry, "operation_name", _text(o["operation_name"]))
-    _set(entry, "outcome", _outcome(o["outcome"]))
+    set_evidence_id(entry, evidence_id)
+    set_interface(entry, interface)
+    set_operation(entry, operation)
+    set_outcome(entry, _outcome(o["outcome"]))
     return entry
 
 
