@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -47,6 +47,7 @@ __all__ = [
     "make_converter",
     "decode_item",
     "dumps",
+    "dumps_values",
     "from_plain",
     "to_plain",
 ]
@@ -119,6 +120,10 @@ def decode_item(
 def dumps(plain: Any) -> bytes:
     """Encode plain data (as built by `to_plain`) as definite-length CBOR."""
     check_plain(plain)
+    return _encode(plain)
+
+
+def _encode(plain: Any) -> bytes:
     try:
         return cbor2.dumps(plain)
     except Exception as exc:
@@ -265,6 +270,25 @@ def to_plain(value: Any) -> Any:
     """The v1 plain-data form of a model value (maps in field order)."""
     plain = unstructure_fast(value)  # the hot types, by hand (`durability.structuring`)
     return converter.unstructure(value) if plain is None else plain
+
+
+def dumps_values(values: Sequence[Any]) -> bytes:
+    """The CBOR array of `values`' plain forms: a log record's payload.
+
+    Like ``dumps([to_plain(v) for v in values])``, but a batch of WAL entries
+    is not walked by `check_plain`: an entry holds no free-form data and its
+    validators admit only plain values (text, ints in 0..2**64-1, ``None``,
+    bools, enum text, at a fixed depth), so its plain form is plain CBOR by
+    construction. Anything else (a cache entry's response) is walked."""
+    plain = [to_plain(value) for value in values]
+    if not all(type(value) in _PLAIN_BY_CONSTRUCTION for value in values):
+        check_plain(plain)
+    return _encode(plain)
+
+
+#: Exact types whose plain form is plain CBOR whatever their values (see
+#: `dumps_values`); a subclass is walked like anything else.
+_PLAIN_BY_CONSTRUCTION = frozenset(ENTRY_KINDS)
 
 
 def from_plain(data: Any, cls: type[T], *, where: str = "value") -> T:

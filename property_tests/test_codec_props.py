@@ -17,17 +17,19 @@ from durability.artifact import (
     WalEntry,
     check_cache_entry,
 )
-from durability.codec import check_plain, decode_item, dumps, from_plain, to_plain
+from durability.codec import check_plain, decode_item, dumps, dumps_values, from_plain, to_plain
 from durability.effects import EffectOutcome
 from durability.errors import EncodeError, EscalationOrderError
 from durability.limits import MAX_DEPTH, RESPONSE_DEPTH
 from durability.persisted import PersistedDurabilityArtifact
 from durability.testing import (
     assert_escalations_monotonic,
+    cache_entries,
     persisted_artifacts,
     plain_cbor,
     valid_wal_entries,
     wal_artifacts,
+    wal_entries,
 )
 
 PROPS = settings(max_examples=100, deadline=None)
@@ -177,3 +179,23 @@ def test_check_plain_raises_what_the_plain_isinstance_walk_raises(
 ) -> None:
     expected = _outcome(lambda v, d: _reference_check(v, d, d), value, depth)
     assert _outcome(check_plain, value, depth) == expected
+
+
+@PROPS
+@given(st.lists(wal_entries(), max_size=4) | st.lists(cache_entries(), max_size=3))
+def test_dumps_values_writes_the_bytes_dumps_writes(values: list[Any]) -> None:
+    assert dumps_values(values) == dumps([to_plain(value) for value in values])
+
+
+@pytest.mark.parametrize("response", [2**64, {1: "int key"}, object()])
+def test_dumps_values_walks_a_cache_entry_and_refuses_what_dumps_refuses(response: object) -> None:
+    entry = EvidenceOutcomeCacheEntry(
+        evidence_id="e",
+        interface_name="i",
+        operation_name="o",
+        outcome=EffectOutcome.success(response),
+    )
+    with pytest.raises(EncodeError):
+        dumps([to_plain(entry)])
+    with pytest.raises(EncodeError):
+        dumps_values([entry])
