@@ -280,8 +280,12 @@ def dumps_values(values: Sequence[Any]) -> bytes:
     validators admit only plain values (text, ints in 0..2**64-1, ``None``,
     bools, enum text, at a fixed depth), so its plain form is plain CBOR by
     construction. Anything else (a cache entry's response) is walked."""
-    plain = [to_plain(value) for value in values]
-    if not all(type(value) in _PLAIN_BY_CONSTRUCTION for value in values):
+    plain = []
+    walk = False
+    for value in values:
+        plain.append(to_plain(value))
+        walk = walk or type(value) not in _PLAIN_BY_CONSTRUCTION
+    if walk:
         check_plain(plain)
     return _encode(plain)
 
