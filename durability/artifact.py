@@ -292,24 +292,52 @@ def check_plain(value: Any, depth: int = 0) -> None:
     _check_plain(value, depth, depth)
 
 
+#: Exact types that are plain CBOR leaves whatever their value (ints have a range).
+_LEAVES = frozenset({str, bytes, bool, float, type(None)})
+
+
 def _check_plain(value: Any, depth: int, start: int) -> None:
-    if value is None or isinstance(value, bool | str | bytes):
+    """The walk: exact built-in types first, children checked in line when
+    they are leaves (the common case), anything else by `_check_other`."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return
+    if kind is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise EncodeError(f"integer {value} does not fit in 64 bits")
+        return
+    if kind is not dict and kind is not list and kind is not tuple:
+        _check_other(value, depth, start)
+        return
+    if depth >= MAX_DEPTH:
+        raise _too_deep(start)
+    leaves, low, high = _LEAVES, _INT_MIN, _INT_MAX
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str and not isinstance(key, str):
+                raise EncodeError(f"map key {key!r} is not text")
+            inner = type(item)
+            if inner not in leaves and not (inner is int and low <= item <= high):
+                _check_plain(item, depth + 1, start)
+    else:
+        for item in value:
+            inner = type(item)
+            if inner not in leaves and not (inner is int and low <= item <= high):
+                _check_plain(item, depth + 1, start)
+
+
+def _check_other(value: Any, depth: int, start: int) -> None:
+    """Subclasses of the plain types (an ``IntEnum``, an ``OrderedDict``, a
+    named tuple) are plain too; anything else is not."""
+    if isinstance(value, bool | str | bytes | float):
         return
     if isinstance(value, int):
         if not _INT_MIN <= value <= _INT_MAX:
             raise EncodeError(f"integer {value} does not fit in 64 bits")
         return
-    if isinstance(value, float):
-        return
     if isinstance(value, list | tuple | dict):
         if depth >= MAX_DEPTH:
-            where = (
-                f" counted from the root of the artifact it is exported in ({start} of them "
-                f"above it, so at most {MAX_DEPTH - start} of its own)"
-                if start
-                else ""
-            )
-            raise EncodeError(f"value nests deeper than {MAX_DEPTH} containers{where}")
+            raise _too_deep(start)
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
@@ -320,6 +348,16 @@ def _check_plain(value: Any, depth: int, start: int) -> None:
                 _check_plain(item, depth + 1, start)
         return
     raise EncodeError(f"{type(value).__name__} {value!r:.60} is not plain CBOR data")
+
+
+def _too_deep(start: int) -> EncodeError:
+    where = (
+        f" counted from the root of the artifact it is exported in ({start} of them "
+        f"above it, so at most {MAX_DEPTH - start} of its own)"
+        if start
+        else ""
+    )
+    return EncodeError(f"value nests deeper than {MAX_DEPTH} containers{where}")
 
 
 def check_entries(entries: Sequence[object]) -> None:

@@ -15,9 +15,10 @@ tick). Every failure is a `DecodeError` (or `EncodeError` when writing).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -37,6 +38,7 @@ from .artifact import (
 from .effects import EffectFailure, EffectOutcome, EffectRequest, EffectStatus
 from .errors import DecodeError, EncodeError
 from .limits import MAX_DEPTH
+from .structuring import outcome_plain, structurer, unstructure_fast
 
 __all__ = [
     "MAX_DEPTH",
@@ -45,6 +47,7 @@ __all__ = [
     "make_converter",
     "decode_item",
     "dumps",
+    "dumps_values",
     "from_plain",
     "to_plain",
 ]
@@ -117,6 +120,10 @@ def decode_item(
 def dumps(plain: Any) -> bytes:
     """Encode plain data (as built by `to_plain`) as definite-length CBOR."""
     check_plain(plain)
+    return _encode(plain)
+
+
+def _encode(plain: Any) -> bytes:
     try:
         return cbor2.dumps(plain)
     except Exception as exc:
@@ -214,13 +221,6 @@ def _structure_outcome(c: cattrs.Converter) -> Callable[[Any, Any], EffectOutcom
     return hook
 
 
-def _unstructure_outcome(outcome: EffectOutcome) -> dict[str, Any]:
-    status: dict[str, Any] = {"status": outcome.status.value}
-    if outcome.failure is not None:
-        status["failure"] = {"kind": outcome.failure.kind.value, "message": outcome.failure.message}
-    return {"status": status, "response": outcome.response}
-
-
 def _structure_request(c: cattrs.Converter) -> Callable[[Any, Any], EffectRequest]:
     fields = make_dict_structure_fn(EffectRequest, c)
 
@@ -244,7 +244,7 @@ def configure_converter(c: cattrs.Converter) -> None:
     c.register_structure_hook_func(_is_variadic_tuple, _structure_sequence(c))
     c.register_structure_hook_func(lambda t: t == WalEntry, _structure_entry(c))
     c.register_structure_hook(EffectOutcome, _structure_outcome(c))
-    c.register_unstructure_hook(EffectOutcome, _unstructure_outcome)
+    c.register_unstructure_hook(EffectOutcome, outcome_plain)
     c.register_structure_hook_factory(attrs.has, lambda cls: _structure_record(c, cls))
     c.register_unstructure_hook_factory(attrs.has, lambda cls: _unstructure_record(c, cls))
     # After the generic attrs factory: of two factories that both match, cattrs
@@ -268,13 +268,42 @@ converter = make_converter()
 
 def to_plain(value: Any) -> Any:
     """The v1 plain-data form of a model value (maps in field order)."""
-    return converter.unstructure(value)
+    plain = unstructure_fast(value)  # the hot types, by hand (`durability.structuring`)
+    return converter.unstructure(value) if plain is None else plain
+
+
+def dumps_values(values: Sequence[Any]) -> bytes:
+    """The CBOR array of `values`' plain forms: a log record's payload.
+
+    Like ``dumps([to_plain(v) for v in values])``, but a batch of WAL entries
+    is not walked by `check_plain`: an entry holds no free-form data and its
+    validators admit only plain values (text, ints in 0..2**64-1, ``None``,
+    bools, enum text, at a fixed depth), so its plain form is plain CBOR by
+    construction. Anything else (a cache entry's response) is walked."""
+    plain = []
+    walk = False
+    for value in values:
+        plain.append(to_plain(value))
+        walk = walk or type(value) not in _PLAIN_BY_CONSTRUCTION
+    if walk:
+        check_plain(plain)
+    return _encode(plain)
+
+
+#: Exact types whose plain form is plain CBOR whatever their values (see
+#: `dumps_values`); a subclass is walked like anything else.
+_PLAIN_BY_CONSTRUCTION = frozenset(ENTRY_KINDS)
 
 
 def from_plain(data: Any, cls: type[T], *, where: str = "value") -> T:
     """Build a `cls` from v1 plain data; `DecodeError` (its reason naming
     `where` and the path of the first bad field, e.g. ``$.entries[2].tick``)
     when it does not fit."""
+    fast = structurer(cls)  # the hot types, by hand (`durability.structuring`)
+    if fast is not None:
+        with contextlib.suppress(Exception):  # not taken there: the converter decides, says why
+            value: T = fast(data)
+            return value
     try:
         return converter.structure(data, cls)
     except Exception as exc:

@@ -111,9 +111,9 @@ class CitedEntry:
         finalization outcome."""
         entry = self.entry
         if self.role is EntryRole.GATE and isinstance(entry, VisibilityGateCrossing):
-            return entry.gate_level.value
+            return str(entry.gate_level.value)
         if self.role is EntryRole.FINALIZATION and isinstance(entry, Finalization):
-            return entry.outcome.value
+            return str(entry.outcome.value)
         return proven_level(entry).value
 
 

@@ -42,53 +42,59 @@ class AgreementLevel(enum.Enum):
     SOFT_SAFE = "soft_safe"
     FINALIZED = "finalized"
 
+    # Set on each member below: plain attributes, because a dict keyed by a
+    # member hashes it through `Enum.__hash__`, a Python call, and every
+    # append and every entry replayed compares levels.
+    _rank: int
+    _rust_name: str
+
     @property
     def rank(self) -> int:
         """0 for `NONE` up to 3 for `FINALIZED`."""
-        return _LEVEL_RANK[self]
+        return self._rank
 
     @property
     def rust_name(self) -> str:
         """The spelling used in stable identities (``None``, ``SoftSafe``, ...)."""
-        return _LEVEL_RUST[self]
+        return self._rust_name
 
     def at_least(self, other: AgreementLevel) -> bool:
         """True when this level is `other` or higher."""
-        return _LEVEL_RANK[self] >= _LEVEL_RANK[other]
+        return self._rank >= other._rank
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, AgreementLevel):
             return NotImplemented
-        return _LEVEL_RANK[self] < _LEVEL_RANK[other]
+        return self._rank < other._rank
 
     def __le__(self, other: object) -> bool:
         if not isinstance(other, AgreementLevel):
             return NotImplemented
-        return _LEVEL_RANK[self] <= _LEVEL_RANK[other]
+        return self._rank <= other._rank
 
     def __gt__(self, other: object) -> bool:
         if not isinstance(other, AgreementLevel):
             return NotImplemented
-        return _LEVEL_RANK[self] > _LEVEL_RANK[other]
+        return self._rank > other._rank
 
     def __ge__(self, other: object) -> bool:
         if not isinstance(other, AgreementLevel):
             return NotImplemented
-        return _LEVEL_RANK[self] >= _LEVEL_RANK[other]
+        return self._rank >= other._rank
 
 
-_LEVEL_RANK = {level: rank for rank, level in enumerate(AgreementLevel)}
-_LEVEL_RUST = {
-    AgreementLevel.NONE: "None",
-    AgreementLevel.PROVISIONAL: "Provisional",
-    AgreementLevel.SOFT_SAFE: "SoftSafe",
-    AgreementLevel.FINALIZED: "Finalized",
-}
+def _rust_spelling(value: str) -> str:
+    return "".join(part.capitalize() for part in value.split("_"))
+
+
+for _position, _member in enumerate(AgreementLevel):
+    _member._rank = _position
+    _member._rust_name = _rust_spelling(_member.value)
 
 
 def max_level(a: AgreementLevel, b: AgreementLevel) -> AgreementLevel:
     """The higher of two levels."""
-    return a if _LEVEL_RANK[a] >= _LEVEL_RANK[b] else b
+    return a if a._rank >= b._rank else b
 
 
 class FinalizationOutcome(enum.Enum):
@@ -99,16 +105,17 @@ class FinalizationOutcome(enum.Enum):
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"
 
+    _rust_name: str  # set on each member below (see `AgreementLevel`)
+
     @property
     def rust_name(self) -> str:
         """The spelling used in stable identities (``Finalized``, ``TimedOut``, ...)."""
-        return _OUTCOME_RUST[self]
+        return self._rust_name
 
 
-_OUTCOME_RUST = {
-    outcome: "".join(part.capitalize() for part in outcome.value.split("_"))
-    for outcome in FinalizationOutcome
-}
+for _finalization in FinalizationOutcome:
+    _finalization._rust_name = _rust_spelling(_finalization.value)
+del _position, _member, _finalization
 
 
 class AgreementEvidenceKind(enum.Enum):

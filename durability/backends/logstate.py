@@ -14,7 +14,7 @@ from ..artifact import (
     EvidenceOutcomeCacheEntry,
     WalEntry,
 )
-from ..codec import decode_item, dumps, from_plain, to_plain
+from ..codec import decode_item, dumps, dumps_values, from_plain
 from ..errors import DecodeError, EscalationOrderError, PayloadKindError
 from ..framing import Record, RecordType, base_checksum_payload, encode_record
 from ..index import WalIndex
@@ -69,7 +69,7 @@ class LogState(abc.ABC, Generic[T]):
 
     def encode(self, items: Sequence[T]) -> bytes:
         """The record payload holding `items`."""
-        return dumps([to_plain(item) for item in items])
+        return dumps_values(items)
 
     def replay(self, record: Record, name: str) -> int:
         """Decode and apply one record of log `name`; return how many items it held."""

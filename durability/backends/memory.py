@@ -10,25 +10,35 @@ import threading
 from collections.abc import Sequence
 
 from ..artifact import (
+    WAL_ENTRY_TYPES,
     AgreementWalArtifact,
+    Escalation,
     EvidenceOutcomeCacheArtifact,
     EvidenceOutcomeCacheEntry,
     WalEntry,
     check_cache_entry,
     check_entries,
+    check_escalations,
     check_sequence_arguments,
+    escalation_error,
     sequenced,
 )
 from ..effects import EffectOutcome
-from ..errors import SequenceConflictError
+from ..errors import EscalationOrderError, SequenceConflictError
 from ..index import OperationSummary, WalIndex
 from ..intents import EffectIntent, IntentBook, check_intent, resolve_with
+from ..model import AgreementLevel
 
 __all__ = ["InMemoryAgreementWal", "InMemoryEvidenceOutcomeCache"]
 
 
 class InMemoryAgreementWal:
     """An agreement WAL in a list.
+
+    Escalation order is checked on every append against each operation's
+    last escalation level (a dict); the rest of the per-operation index
+    (`operation_summary`) is brought up to date when asked, from the entries
+    appended since, so an append does O(1) work and a summary O(1) amortised.
 
     >>> wal = InMemoryAgreementWal()
     >>> wal.load().entries
@@ -38,11 +48,31 @@ class InMemoryAgreementWal:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: list[WalEntry] = []
-        self._index = WalIndex()
+        self._last: dict[str, AgreementLevel] = {}  # escalation order, always current
+        self._index = WalIndex()  # summaries: up to `_indexed` entries
+        self._indexed = 0
+        self._updates: dict[str, AgreementLevel] = {}  # of the entries not indexed yet
 
     def append(self, entry: WalEntry, *, expected_sequence: int | None = None) -> int:
         """Append one entry; return its sequence. See `append_batch`."""
-        return self.append_batch([entry], expected_sequence=expected_sequence)
+        if not isinstance(entry, WAL_ENTRY_TYPES):
+            check_entries([entry])
+        if expected_sequence is not None:
+            check_sequence_arguments(expected_sequence=expected_sequence)
+        with self._lock:
+            entries = self._entries
+            if expected_sequence is not None and expected_sequence != len(entries):
+                raise SequenceConflictError(expected_sequence, len(entries), "an in-memory WAL")
+            if type(entry) is Escalation:
+                op = entry.operation_id
+                problem = escalation_error(entry, self._last.get(op))
+                if problem is not None:
+                    raise EscalationOrderError(problem)
+                self._last[op] = self._updates[op] = entry.new_level
+            elif isinstance(entry, Escalation):  # a subclass: the general path
+                self._check_and_record([entry])
+            entries.append(entry)
+            return len(entries)
 
     def append_batch(
         self, entries: Sequence[WalEntry], *, expected_sequence: int | None = None
@@ -57,10 +87,16 @@ class InMemoryAgreementWal:
             last = len(self._entries)
             if expected_sequence is not None and expected_sequence != last:
                 raise SequenceConflictError(expected_sequence, last, "an in-memory WAL")
-            updates = self._index.check(batch)
+            self._check_and_record(batch)
             self._entries.extend(batch)
-            self._index.add(batch, updates)
             return len(self._entries)
+
+    def _check_and_record(self, batch: Sequence[WalEntry]) -> None:
+        """Under the lock: check `batch`'s escalations (`EscalationOrderError`,
+        nothing changed) and record the levels they reach."""
+        updates = check_escalations(batch, self._last)
+        self._last.update(updates)
+        self._updates.update(updates)
 
     @property
     def last_sequence(self) -> int:
@@ -86,6 +122,9 @@ class InMemoryAgreementWal:
     def operation_summary(self, operation_id: str) -> OperationSummary:
         """What the WAL holds about one operation."""
         with self._lock:
+            if self._indexed < len(self._entries):
+                self._index.add(self._entries[self._indexed :], self._updates)
+                self._indexed, self._updates = len(self._entries), {}
             return self._index.summary(operation_id)
 
 
