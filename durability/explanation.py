@@ -114,7 +114,7 @@ class CitedEntry:
             return str(entry.gate_level.value)
         if self.role is EntryRole.FINALIZATION and isinstance(entry, Finalization):
             return str(entry.outcome.value)
-        return proven_level(entry).value
+        return str(proven_level(entry).value)
 
 
 def describe_entry(entry: WalEntry) -> str:
