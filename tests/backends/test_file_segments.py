@@ -1,0 +1,269 @@
+"""The segmented file WAL (specs/segments.md): the contract with a tiny
+segment size, so rollovers happen all the time, then rollovers, reading
+across segments, other instances, read-only use and pruning."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from durability import (
+    DecodeError,
+    DurabilityError,
+    DurableRecoveryPlan,
+    EscalationOrderError,
+    EvidenceOutcomeCacheArtifact,
+    FinalizationOutcome,
+    StateDirectory,
+    WalEntry,
+)
+from durability.backends import filewal
+from durability.backends.file import FileAgreementWal, SyncPolicy, inspect_log
+from durability.backends.segments import index_file, segment_dir, segment_file
+from durability.testing import AgreementWalContract
+from durability.testing.faults import FaultyFileSystem
+from tests.helpers import L, esc, ev, fin, gate
+
+TINY = 400  # bytes: a rollover every two or three appends
+
+
+class TestSegmentedFileWal(AgreementWalContract):
+    sync = SyncPolicy.DURABLE
+
+    def make_wal(self, tmp_path: Path) -> FileAgreementWal:
+        return FileAgreementWal(tmp_path / "wal.log", sync=self.sync, segment_bytes=TINY)
+
+    def reopen(self, backend: Any, tmp_path: Path) -> FileAgreementWal:
+        return FileAgreementWal(tmp_path / "wal.log", sync=self.sync, segment_bytes=TINY)
+
+
+class TestSegmentedFileWalGroupSync(TestSegmentedFileWal):
+    sync = SyncPolicy.GROUP
+
+
+class TestSegmentedFileWalNoSync(TestSegmentedFileWal):
+    sync = SyncPolicy.NONE
+
+
+def fill(wal: FileAgreementWal, ops: int, *, first_tick: int = 1) -> None:
+    """Per operation: its evidence, an escalation and a gate (three appends);
+    operation ids follow the tick."""
+    for i in range(ops):
+        tick = first_tick + i
+        op = f"op{tick - 1}"
+        wal.append(ev(op, f"{op}/e", L.SOFT_SAFE, tick))
+        wal.append(esc(op, L.NONE, L.SOFT_SAFE, tick))
+        wal.append(gate(op, L.SOFT_SAFE, tick))
+
+
+def test_rollovers_seal_segments_and_everything_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, segment_bytes=TINY)
+    fill(wal, 10)
+    layout = wal.layout
+    assert len(layout.sealed) >= 5
+    assert [i.segment for i in layout.sealed] == list(range(1, len(layout.sealed) + 1))
+    assert layout.active == len(layout.sealed) + 1
+    for index in layout.sealed:
+        assert os.path.getsize(segment_file(str(path), index.segment)) == index.size
+        assert os.path.exists(index_file(str(path), index.segment))
+    assert wal.last_sequence == 30
+    entries = wal.load().entries
+    assert len(entries) == 30
+    assert wal.read_since(7) == [e for e in entries if e.tick > 7]
+    assert [s for s, _e in wal.poll(11, 5)] == [12, 13, 14, 15, 16]
+    assert wal.poll(11, 5) == list(zip(range(12, 17), entries[11:16], strict=True))
+    assert [len(b) for b in wal.scan(batch=4)][:2] == [4, 4]
+    again = FileAgreementWal(path, segment_bytes=TINY)
+    assert again.load() == wal.load()
+    assert again.last_sequence == 30
+
+
+def test_escalation_order_and_summaries_hold_across_segments(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, segment_bytes=TINY)
+    wal.append(esc("old", L.NONE, L.SOFT_SAFE, 1))
+    fill(wal, 4, first_tick=2)
+    assert wal.layout.sealed and "old" in wal.layout.sealed[0].ops()
+    reopened = FileAgreementWal(path, segment_bytes=TINY)
+    with pytest.raises(EscalationOrderError):
+        reopened.append(esc("old", L.NONE, L.PROVISIONAL, 9))
+    summary = reopened.operation_summary("old")
+    assert summary.escalation_level is L.SOFT_SAFE
+    assert summary.entries == 1
+    assert summary.identities == {esc("old", L.NONE, L.SOFT_SAFE, 1).stable_identity()}
+    assert reopened.operation_summary("op1").proven_level is L.SOFT_SAFE
+
+
+def test_a_single_file_log_opens_and_rolls_over(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    with FileAgreementWal(path) as old:  # the default size: one file, as before
+        fill(old, 3)
+    assert not os.path.exists(segment_dir(str(path)))
+    wal = FileAgreementWal(path, segment_bytes=TINY)
+    assert wal.last_sequence == 9
+    fill(wal, 3, first_tick=10)
+    assert wal.layout.sealed
+    assert wal.layout.sealed[0].first_sequence == 1
+    assert len(wal.load().entries) == 18
+
+
+def test_another_instance_sees_rollovers(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    writer = FileAgreementWal(path, segment_bytes=TINY)
+    reader = FileAgreementWal(path, segment_bytes=TINY)
+    viewer = FileAgreementWal(path, read_only=True)
+    fill(writer, 1)
+    assert reader.last_sequence == viewer.last_sequence == 3
+    fill(writer, 5, first_tick=2)
+    assert reader.last_sequence == viewer.last_sequence == 18
+    assert reader.load() == viewer.load() == writer.load()
+    reader.append(gate("op0", L.SOFT_SAFE, 50))  # a writer whose file was sealed under it
+    assert writer.last_sequence == 19
+    assert writer.poll(18, 5)[0][1].tick == 50
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` and its bytes."""
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def appends() -> list[WalEntry]:
+    return [gate(f"op{i}", L.NONE, i) for i in range(12)]
+
+
+def test_a_crash_at_any_call_of_a_rollover_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    (tmp_path / "probe").mkdir()
+    probe_fs = FaultyFileSystem()
+    probe = FileAgreementWal(tmp_path / "probe" / "wal.log", fs=probe_fs, segment_bytes=TINY)
+    for n, entry in enumerate(appends()):  # noqa: B007 (n is read after the loop)
+        start = len(probe_fs.calls)
+        probe.append(entry)
+        if probe.layout.sealed:
+            break
+    rolling, calls = n, probe_fs.calls[start:]
+    ops = {call.op for call in calls}
+    assert {"write", "sync", "rename", "link", "sync_dir"} <= ops
+    for k in range(len(calls)):
+        root = tmp_path / f"crash-{k}"
+        root.mkdir()
+        path = root / "wal.log"
+        fs = FaultyFileSystem()
+        wal = FileAgreementWal(path, fs=fs, segment_bytes=TINY)
+        acked = [wal.append(entry) for entry in appends()[:rolling]]
+        fs.fail_after(k, sticky=True)  # the process dies at this call
+        with contextlib.suppress(DurabilityError):
+            acked.append(wal.append(appends()[rolling]))
+        del wal
+        before = snapshot(root)
+        viewer = FileAgreementWal(path, read_only=True, segment_bytes=TINY)
+        seen = viewer.load().entries
+        assert seen[: len(acked)] == tuple(appends()[: len(acked)]), f"call {k}: {calls[k]}"
+        assert snapshot(root) == before, f"read-only changed files after call {k}"
+        wal = FileAgreementWal(path, segment_bytes=TINY)
+        assert wal.load().entries == seen
+        wal.append(gate("after", L.NONE, 99))
+        assert wal.last_sequence == len(seen) + 1
+        again = FileAgreementWal(path, segment_bytes=TINY)
+        assert again.load() == wal.load()
+        verify = inspect_log(path)
+        assert verify.entries == len(seen) + 1
+
+
+def test_damaged_layouts_fail_closed(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, segment_bytes=TINY)
+    fill(wal, 4)
+    wal.close()
+    moved = tmp_path / "moved"
+    os.rename(index_file(str(path), 1), moved)
+    with pytest.raises(DecodeError, match="no index"):
+        FileAgreementWal(path, read_only=True)
+    os.rename(moved, index_file(str(path), 1))
+    os.rename(segment_file(str(path), 2), moved)
+    with pytest.raises(DecodeError, match="segment 2 is missing"):
+        FileAgreementWal(path, read_only=True)
+    os.rename(moved, segment_file(str(path), 2))
+    data = bytearray(Path(segment_file(str(path), 1)).read_bytes())
+    data[-30] ^= 0xFF
+    Path(segment_file(str(path), 1)).write_bytes(bytes(data))
+    reopened = FileAgreementWal(path, segment_bytes=TINY)  # opening reads no sealed segment
+    with pytest.raises(DecodeError, match=r"0000000001\.log"):
+        reopened.load()
+
+
+def test_prune_through_removes_old_segments_and_keeps_the_rules(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, segment_bytes=TINY)
+    wal.append(esc("old", L.NONE, L.PROVISIONAL, 1))
+    fill(wal, 8, first_tick=2)
+    entries = wal.load().entries
+    sealed = wal.layout.sealed
+    tick = sealed[2].max_tick
+    assert tick is not None
+    gone = sum(i.entries for i in sealed[:3] if i.max_tick is not None and i.max_tick <= tick)
+    assert wal.prune_through(tick) == gone > 0
+    assert not os.path.exists(segment_file(str(path), 1))
+    assert wal.layout.pruned is not None and wal.layout.pruned.segment == 3
+    assert wal.last_sequence == len(entries)
+    assert wal.load().entries == entries[gone:]
+    assert wal.poll(0, 2)[0][0] == gone + 1
+    assert wal.read_since(tick) == [e for e in entries if e.tick > tick]
+    with pytest.raises(EscalationOrderError):  # the pruned escalation still counts
+        wal.append(esc("old", L.NONE, L.NONE, 50))
+    assert wal.operation_summary("old").escalation_level is L.PROVISIONAL
+    assert wal.prune_through(tick) == 0
+    reopened = FileAgreementWal(path, segment_bytes=TINY)
+    assert reopened.load().entries == entries[gone:]
+    with pytest.raises(EscalationOrderError):
+        reopened.append(esc("old", L.NONE, L.NONE, 50))
+    report = inspect_log(path)
+    assert report.entries == len(entries) - gone
+    assert report.pruned is not None
+    assert report.records[1].first_sequence == gone + 1
+
+
+def test_planning_reads_only_the_suffix_and_plans_as_from_every_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "state").mkdir()
+    wal = FileAgreementWal(tmp_path / "state" / "wal.log", segment_bytes=TINY)
+    wal.append(esc("long", L.NONE, L.PROVISIONAL, 1))
+    wal.append(fin("done", FinalizationOutcome.FINALIZED, 2))
+    fill(wal, 10, first_tick=3)
+    wal.append(gate("long", L.PROVISIONAL, 40))  # the suffix meets sealed operations
+    wal.append(gate("done", L.FINALIZED, 41))
+    wal.append(esc("long", L.PROVISIONAL, L.SOFT_SAFE, 42))
+    entries = wal.load().entries
+    read: list[int] = []
+    real = filewal.read_sealed
+
+    def spy(fs: Any, path: str, segment: Any, **kw: Any) -> Any:
+        read.append(segment[0].segment)
+        return real(fs, path, segment, **kw)
+
+    monkeypatch.setattr(filewal, "read_sealed", spy)
+    with StateDirectory(tmp_path / "state", wal=wal) as store:
+        for tick in (0, 8, 12, 39):
+            store.checkpoint(tick, b"s")
+            read.clear()
+            plan = store.plan_recovery(tick)
+            whole = DurableRecoveryPlan.from_checkpoint(
+                tick, b"s", entries, EvidenceOutcomeCacheArtifact()
+            )
+            assert plan == whole
+            assert plan.decision("done") == whole.decision("done") is not None
+            wanted = [i.segment for i in wal.layout.sealed if (i.max_tick or 0) > tick]
+            assert read == wanted
+            assert tick == 0 or len(wanted) < len(wal.layout.sealed)
+        assert store.compact() > 0
+        assert wal.layout.pruned is not None
+        assert store.plan_recovery(39) == DurableRecoveryPlan.from_checkpoint(
+            39, b"s", entries, EvidenceOutcomeCacheArtifact()
+        )
