@@ -118,15 +118,20 @@ class LogEngine(TailRepairs, Generic[S]):
             raise
 
     def _open_fd(self) -> int | None:
-        try:
-            return self._fs.open_ro(self.path) if self.read_only else self._fs.open_rw(self.path)
-        except StorageError as exc:
-            if not isinstance(exc.__cause__, FileNotFoundError):
-                raise
-        if self.read_only:
-            return None
-        self._fs.create_atomically(self.path, initial_bytes(self._new_state()))
-        return self._fs.open_rw(self.path)
+        """The log's descriptor, creating the file if missing (read-only:
+        ``None``); tried again if the file is moved away in between (a WAL
+        segment sealed by another process)."""
+        for attempt in range(100):
+            try:
+                opened = self._fs.open_ro if self.read_only else self._fs.open_rw
+                return opened(self.path)
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, FileNotFoundError) or attempt == 99:
+                    raise
+            if self.read_only:
+                return None
+            self._fs.create_atomically(self.path, initial_bytes(self._new_state()))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _release(self) -> None:
         if self._finalizer is not None:
