@@ -81,6 +81,16 @@ class LogReport:
     segments: tuple[SegmentIndex, ...] = attrs.field(default=(), repr=False, eq=False)
     pruned: SegmentIndex | None = attrs.field(default=None, repr=False, eq=False)
 
+    def record_holding(self, sequence: int) -> RecordSummary | None:
+        """The record holding WAL entry `sequence` (``None``: no such entry,
+        or pruned): its `RecordSummary.file` (``None``: this log file) and
+        `RecordSummary.offset` say where it lies."""
+        for record in self.records:
+            first = record.first_sequence
+            if first is not None and first <= sequence < first + record.entries:
+                return record
+        return None
+
     @property
     def in_doubt_intents(self) -> int:
         """How many intents are in doubt: what an export of the log leaves out."""

@@ -138,6 +138,8 @@ class WalState(LogState[WalEntry]):
     def __init__(self) -> None:
         self.entries: list[WalEntry] = []
         self.layout = Layout()
+        #: The log file's name, for errors (set by the engine).
+        self.name = ""
         #: The payload of this segment's seal record, once read (``None``: open).
         self.seal: dict[str, Any] | None = None
         self._own = WalIndex()
@@ -161,7 +163,14 @@ class WalState(LogState[WalEntry]):
                     index.seed(op, st.escalation, st.proven, st.entries, ticks)
                     if not segment.pruned:
                         where.setdefault(op, []).append(segment.segment)
-            index.add(self.entries, index.check(self.entries))
+            try:
+                updates = index.check(self.entries)
+            except EscalationOrderError as exc:
+                raise DecodeError(
+                    f"the active segment breaks escalation order across segments: {exc}",
+                    path=self.name or None,
+                ) from exc
+            index.add(self.entries, updates)
             self._index, self.where = index, where
         return self._index
 

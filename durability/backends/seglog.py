@@ -82,6 +82,7 @@ class SegmentedWalEngine(LogEngine[WalState]):
         if self._end == 0:  # a fresh state: where this file sits among the segments
             # (a file moved away since it was opened is sealed: its seal record says so)
             self.state.layout = read_layout(self._fs, self.path)
+            self.state.name = self.path
         super()._catch_up(exclusive=exclusive)
         if self.state.seal is None or self._moved:
             return
@@ -179,12 +180,19 @@ class SegmentedWalEngine(LogEngine[WalState]):
         with self._lock:
             self._read_locked(lambda state: None)
             fd = self._fd
-            if self.state.layout.history:  # (a single file gains segments only by a seal)
-                if fd is None:
-                    layout = read_layout(self._fs, self.path)
-                else:
-                    with self._fs.locked(fd, self.path, exclusive=False):
-                        layout = read_layout(self._fs, self.path)
-                if layout.active == self.state.layout.active:
-                    self.state.layout = layout
-            return view(self.state), open_sealed(self._fs, self.path, pick(self.state))
+            if not self.state.layout.history:  # (a single file gains segments by a seal only)
+                return view(self.state), []
+            if fd is None:
+                return self._pick(pick, view)
+            with self._fs.locked(fd, self.path, exclusive=False):  # no prune in between
+                return self._pick(pick, view)
+
+    def _pick(
+        self,
+        pick: Callable[[WalState], Sequence[SegmentIndex]],
+        view: Callable[[WalState], T],
+    ) -> tuple[T, list[Segment]]:
+        layout = read_layout(self._fs, self.path)
+        if layout.active == self.state.layout.active:
+            self.state.layout = layout
+        return view(self.state), open_sealed(self._fs, self.path, pick(self.state))

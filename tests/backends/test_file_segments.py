@@ -23,7 +23,9 @@ from durability import (
 )
 from durability.backends import filewal
 from durability.backends.file import FileAgreementWal, SyncPolicy, inspect_log
+from durability.backends.logstate import WalState, decode_entries
 from durability.backends.segments import index_file, segment_dir, segment_file
+from durability.framing import HEADER_SIZE, Record, RecordType, encode_record
 from durability.render import inspect_json
 from durability.testing import AgreementWalContract
 from durability.testing.faults import FaultyFileSystem
@@ -293,3 +295,51 @@ def test_verify_and_inspect_see_every_segment(tmp_path: Path) -> None:
     victim.write_bytes(bytes(data))
     with pytest.raises(DecodeError, match=r"\.log"):
         verify_log(path)
+
+
+def test_escalations_across_segments_are_checked_once_the_index_is_built(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, segment_bytes=TINY)
+    wal.append(esc("op", L.NONE, L.SOFT_SAFE, 1))
+    while not wal.layout.sealed:
+        wal.append(gate("filler", L.NONE, 2))
+    wal.close()
+    forged = WalState().encode([esc("op", L.NONE, L.PROVISIONAL, 3)])  # goes back
+    with path.open("ab") as out:  # record 1 of the new, empty active segment
+        out.write(encode_record(RecordType.WAL_ENTRIES, 1, forged))
+    reopened = FileAgreementWal(path, segment_bytes=TINY)  # opening reads one segment
+    with pytest.raises(DecodeError, match="across segments") as caught:
+        reopened.append(gate("x", L.NONE, 4))
+    assert caught.value.path == str(path)
+    with pytest.raises(DecodeError, match="across segments"):
+        verify_log(path)
+
+
+def test_each_sequence_maps_to_its_file_and_offset(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, segment_bytes=TINY)
+    fill(wal, 5)
+    report = inspect_log(path)
+    for sequence, entry in wal.poll(0, 100):
+        record = report.record_holding(sequence)
+        assert record is not None
+        name = record.file or str(path)
+        data = Path(name).read_bytes()[record.offset + HEADER_SIZE :][: record.length]
+        found = Record(offset=record.offset, type=RecordType.WAL_ENTRIES, seq=0, payload=data)
+        assert decode_entries(found, name)[sequence - (record.first_sequence or 0)] == entry
+    assert report.record_holding(0) is None
+    assert report.record_holding(16) is None
+
+
+def test_a_prune_by_another_instance_is_seen_by_readers(tmp_path: Path) -> None:
+    path = tmp_path / "wal.log"
+    writer = FileAgreementWal(path, segment_bytes=TINY)
+    fill(writer, 8)
+    reader = FileAgreementWal(path, segment_bytes=TINY)
+    viewer = FileAgreementWal(path, read_only=True)
+    assert len(reader.load().entries) == len(viewer.load().entries) == 24
+    gone = writer.prune_through(4)
+    assert gone > 0
+    assert len(reader.load().entries) == len(viewer.load().entries) == 24 - gone
+    assert reader.poll(0, 1)[0][0] == viewer.poll(0, 1)[0][0] == gone + 1
+    assert reader.last_sequence == 24
