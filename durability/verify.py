@@ -98,7 +98,7 @@ def verify_log(
     >>> import tempfile, os
     >>> from durability import FileAgreementWal, VisibilityGateCrossing, AgreementLevel
     >>> path = os.path.join(tempfile.mkdtemp(), "wal.log")
-    >>> FileAgreementWal(path).append(VisibilityGateCrossing(operation_id="op",
+    >>> _ = FileAgreementWal(path).append(VisibilityGateCrossing(operation_id="op",
     ...     downstream_coroutine_id="c", gate_level=AgreementLevel.SOFT_SAFE, tick=0))
     >>> verify_log(path).problems
     ('gates crossed above the proven level for: op',)

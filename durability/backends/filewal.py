@@ -72,6 +72,7 @@ class FileAgreementWal(FileLog[WalState]):
     ...                           new_level=L.SOFT_SAFE, tick=1))
     ...     len(wal.load().entries)
     1
+    1
     """
 
     _new_state = WalState
