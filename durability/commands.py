@@ -34,6 +34,7 @@ from .reading import (
     wal_for_reading,
 )
 from .store import Checkpoint, StateDirectory, decode_checkpoint, looks_like_checkpoint
+from .suffixplan import plan_from_parts
 from .urls import parse_storage_url
 from .verify import verify_report
 
@@ -142,9 +143,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.dir is None:
         assert wal is not None and cache is not None
         with wal, cache:
-            plan = DurableRecoveryPlan.from_checkpoint(
-                None, None, wal.load(), cache.load(), strict=strict
-            )
+            if isinstance(wal, FileAgreementWal):  # with its pruned history's states
+                parts = wal.parts(None)
+                plan = plan_from_parts(None, None, parts, cache.load(), strict=strict)
+            else:
+                plan = DurableRecoveryPlan.from_checkpoint(
+                    None, None, wal.load(), cache.load(), strict=strict
+                )
             repairs = {
                 log.path: log.torn_tail
                 for log in (wal, cache)

@@ -343,3 +343,42 @@ def test_a_prune_by_another_instance_is_seen_by_readers(tmp_path: Path) -> None:
     assert len(reader.load().entries) == len(viewer.load().entries) == 24 - gone
     assert reader.poll(0, 1)[0][0] == viewer.poll(0, 1)[0][0] == gone + 1
     assert reader.last_sequence == 24
+
+
+def test_group_commit_across_rollovers_acknowledges_only_what_is_durable(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, sync=SyncPolicy.GROUP, segment_bytes=TINY)
+
+    async def main() -> list[int]:
+        done: list[int] = []
+        for start in range(0, 60, 10):  # each round shares flushes, then may roll over
+            done += await asyncio.gather(
+                *(wal.append_async(gate(f"t{i}", L.NONE, i)) for i in range(start, start + 10))
+            )
+        return done
+
+    sequences = asyncio.run(main())
+    assert sorted(sequences) == list(range(1, 61))
+    assert len(wal.layout.sealed) > 3
+    again = FileAgreementWal(path, read_only=True)
+    assert {e.operation_id for e in again.load().entries} == {f"t{i}" for i in range(60)}
+    assert again.poll(0, 100) == wal.poll(0, 100)
+
+
+def test_the_plan_command_over_a_pruned_wal_counts_the_pruned_proofs(tmp_path: Path) -> None:
+    from durability import FileEvidenceOutcomeCache
+    from durability.cli import main
+
+    path = tmp_path / "wal.log"
+    wal = FileAgreementWal(path, segment_bytes=TINY)
+    wal.append(ev("early", "early/e", L.SOFT_SAFE, 1))
+    fill(wal, 6, first_tick=2)
+    wal.append(gate("early", L.SOFT_SAFE, 30))  # proven only by the pruned evidence
+    assert wal.prune_through(2) > 0
+    FileEvidenceOutcomeCache(tmp_path / "evidence.log").close()
+    args = ["plan", "--wal", str(path), "--cache", str(tmp_path / "evidence.log"), "--json"]
+    assert main(args) == 0
