@@ -62,6 +62,8 @@ def _read(args: argparse.Namespace, target: str) -> LogReport | StoreReport:
         assert parsed.path is not None
         try:
             size = os.path.getsize(parsed.path)
+            sealed = Path(f"{parsed.path}.seg")  # a WAL's sealed segments (specs/segments.md)
+            size += sum(p.stat().st_size for p in sealed.glob("*.log")) if sealed.is_dir() else 0
         except OSError:
             size = 0  # inspect_log reports the missing file precisely
         if size >= LARGE_SCAN_BYTES:
