@@ -241,6 +241,8 @@ class Layout:
     pruned: SegmentIndex | None = None
     active: int = 1
     first_sequence: int = 1
+    #: The names in ``PATH.seg/`` this was read from.
+    names: frozenset[str] = attrs.field(default=frozenset(), repr=False, eq=False)
 
     @property
     def history(self) -> tuple[SegmentIndex, ...]:

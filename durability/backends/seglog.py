@@ -180,7 +180,8 @@ class SegmentedWalEngine(LogEngine[WalState]):
         with self._lock:
             self._read_locked(lambda state: None)
             fd = self._fd
-            if not self.state.layout.history:  # (a single file gains segments by a seal only)
+            # a single file gains segments by a seal only, and a prune only removes some
+            if not self.state.layout.history or not pick(self.state):
                 return view(self.state), []
             if fd is None:
                 return self._pick(pick, view)
@@ -192,7 +193,7 @@ class SegmentedWalEngine(LogEngine[WalState]):
         pick: Callable[[WalState], Sequence[SegmentIndex]],
         view: Callable[[WalState], T],
     ) -> tuple[T, list[Segment]]:
-        layout = read_layout(self._fs, self.path)
+        layout = read_layout(self._fs, self.path, self.state.layout)
         if layout.active == self.state.layout.active:
             self.state.layout = layout
         return view(self.state), open_sealed(self._fs, self.path, pick(self.state))

@@ -80,13 +80,17 @@ def _read_index(fs: FileSystem, name: str) -> SegmentIndex:
     return decode_index(fs.read_capped(name, MAX_ARTIFACT_BYTES), name)
 
 
-def read_layout(fs: FileSystem, path: str) -> Layout:
+def read_layout(fs: FileSystem, path: str, known: Layout | None = None) -> Layout:
     """Where the segments of the WAL at `path` are: `DecodeError` naming the
-    file when a sealed segment has no readable index or one is missing."""
+    file when a sealed segment has no readable index or one is missing.
+    `known` (read before) is returned as it is when ``PATH.seg/`` still
+    holds the same names: index files are never rewritten in place."""
     directory = segment_dir(path)
     names = fs.list_dir(directory)
     if not names:
         return Layout()
+    if known is not None and known.names == frozenset(names):
+        return known
     pruned = _read_index(fs, pruned_file(path)) if "pruned.idx" in names else None
     through = pruned.segment if pruned is not None else 0
     expected = pruned.last_sequence + 1 if pruned is not None else 1
@@ -107,7 +111,13 @@ def read_layout(fs: FileSystem, path: str) -> Layout:
         sealed.append(index)
         expected = index.last_sequence + 1
     active = (sealed[-1].segment if sealed else through) + 1
-    return Layout(sealed=tuple(sealed), pruned=pruned, active=active, first_sequence=expected)
+    return Layout(
+        sealed=tuple(sealed),
+        pruned=pruned,
+        active=active,
+        first_sequence=expected,
+        names=frozenset(names),
+    )
 
 
 def open_sealed(fs: FileSystem, path: str, indexes: Sequence[SegmentIndex]) -> list[Segment]:
