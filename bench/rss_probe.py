@@ -3,7 +3,8 @@
 ``python -m bench.rss_probe measure idle`` and
 ``python -m bench.rss_probe measure scan PATH`` run the probe (``idle``: an
 interpreter with `durability` imported; ``scan``: that plus opening the WAL
-at PATH read-only and loading every entry) in a child process and print the
+at PATH read-only and streaming every entry through ``scan()``, a bounded
+batch at a time) in a child process and print the
 child's peak resident set size in KiB (``RUSAGE_CHILDREN``), so that nothing
 else the harness did counts.
 """
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["scan"] and len(argv) == 2:
         wal = durability.FileAgreementWal(argv[1], read_only=True)
-        print(len(wal.load().entries))
+        print(sum(len(batch) for batch in wal.scan()))
         wal.close()
         return 0
     print("usage: python -m bench.rss_probe [measure] (idle | scan PATH)", file=sys.stderr)

@@ -36,6 +36,7 @@ from .reading import (
     wal_for_reading,
 )
 from .store import Checkpoint, StateDirectory, decode_checkpoint, looks_like_checkpoint
+from .suffixplan import plan_from_parts
 from .urls import parse_storage_url
 from .verify import verify_report
 
@@ -63,6 +64,8 @@ def _read(args: argparse.Namespace, target: str) -> LogReport | StoreReport:
         assert parsed.path is not None
         try:
             size = os.path.getsize(parsed.path)
+            sealed = Path(f"{parsed.path}.seg")  # a WAL's sealed segments (specs/segments.md)
+            size += sum(p.stat().st_size for p in sealed.glob("*.log")) if sealed.is_dir() else 0
         except OSError:
             size = 0  # inspect_log reports the missing file precisely
         if size >= LARGE_SCAN_BYTES:
@@ -154,9 +157,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.dir is None:
         assert wal is not None and cache is not None
         with wal, cache:
-            plan = DurableRecoveryPlan.from_checkpoint(
-                None, None, wal.load(), cache.load(), strict=strict, entry_locator=locator_for(wal)
-            )
+            if isinstance(wal, FileAgreementWal):  # with its pruned history's states
+                parts = wal.parts(None)
+                plan = plan_from_parts(
+                    None, None, parts, cache.load(), strict=strict, entry_locator=locator_for(wal)
+                )
+            else:
+                plan = DurableRecoveryPlan.from_checkpoint(
+                    None,
+                    None,
+                    wal.load(),
+                    cache.load(),
+                    strict=strict,
+                    entry_locator=locator_for(wal),
+                )
             explained = _explain(plan, args.operation) if args.explain else []
             repairs = {
                 log.path: log.torn_tail

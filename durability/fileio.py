@@ -303,6 +303,37 @@ class FileSystem:
                 raise _os_error("create directory", directory, exc) from exc
             self.sync_dir(os.path.dirname(directory))
 
+    def list_dir(self, path: str) -> list[str]:
+        """The names in directory `path` (none when it is missing); a symbolic
+        link there is refused."""
+        self.refuse_link(path)
+        try:
+            return os.listdir(path)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise _os_error("list directory", path, exc) from exc
+
+    def remove(self, path: str) -> None:
+        """Remove file `path` (already missing is fine)."""
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _os_error("remove", path, exc) from exc
+
+    def is_at(self, fd: int, path: str) -> bool:
+        """Whether the open file `fd` is still the file at `path` (not
+        renamed away or replaced)."""
+        try:
+            mine, there = os.fstat(fd), os.lstat(path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _os_error("stat", path, exc) from exc
+        return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
+
     @contextlib.contextmanager
     def lock_file(self, path: str) -> Iterator[None]:
         """Hold an exclusive ``flock`` on the lock file `path` (created 0600 and

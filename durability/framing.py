@@ -72,6 +72,9 @@ class RecordType(enum.IntEnum):
     #: A CBOR array of ``{"evidence_id": id, "attempt": n}``: each withdraws
     #: that attempt (it did not happen).
     INTENT_WITHDRAWALS = 5
+    #: ``{"segment": n, "first_sequence": s, "entries": k}``: the last record
+    #: of a sealed WAL segment (``specs/segments.md``); nothing follows it.
+    SEGMENT_SEAL = 6
 
 
 @attrs.frozen(kw_only=True)

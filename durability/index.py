@@ -77,6 +77,30 @@ class WalIndex:
                 elif tick > seen[2]:
                     seen[2] = tick
 
+    def seed(
+        self,
+        operation_id: str,
+        escalation: AgreementLevel | None,
+        proven: AgreementLevel,
+        entries: int,
+        ticks: tuple[int, int],
+    ) -> None:
+        """Account for `entries` earlier entries of an operation known only by
+        their summary (a sealed or pruned WAL segment's index): the last
+        escalation reached `escalation`, they prove `proven`, their ticks run
+        from ``ticks[0]`` to ``ticks[1]``. Their identities are not known."""
+        if escalation is not None:
+            self._last[operation_id] = escalation
+        self._proven[operation_id] = max_level(
+            self._proven.get(operation_id, AgreementLevel.NONE), proven
+        )
+        seen = self._ticks.get(operation_id)
+        if seen is None:
+            self._ticks[operation_id] = [entries, ticks[0], ticks[1]]
+        else:
+            seen[0] += entries
+            seen[1], seen[2] = min(seen[1], ticks[0]), max(seen[2], ticks[1])
+
     def summary(self, operation_id: str) -> OperationSummary:
         """The `OperationSummary` of one operation (empty if unknown)."""
         count, first, last = self._ticks.get(operation_id) or (0, None, None)

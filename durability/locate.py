@@ -31,31 +31,41 @@ __all__ = ["WalLocator", "file_entry_locations", "locator_for", "sequence_locati
 def file_entry_locations(
     path: str | os.PathLike[str], *, fs: FileSystem = DEFAULT_FS
 ) -> list[Located]:
-    """Every entry of the WAL log file `path`, in WAL order, with its location:
-    the file, the byte offset of the record holding it (0 for the base), the
-    record's sequence number (``None`` for the base) and the entry's index in
-    it. Reads the file without changing it (`inspect_log`; a torn tail is left
-    out); raises as `inspect_log` does, and `PayloadKindError` for a cache log.
+    """Every entry of the WAL log file `path` (with its sealed segments,
+    ``specs/segments.md``), in WAL order, with its location: its WAL
+    sequence, the file holding it, the byte offset of the record holding it
+    (0 for a base, the v1 artifact a log may begin with), the record's
+    sequence number (``None`` for a base) and the entry's index in it. Reads
+    without changing anything (`inspect_log`; a torn tail is left out);
+    raises as `inspect_log` does, and `PayloadKindError` for a cache log.
     """
     report = inspect_log(path, fs=fs)
     artifact = report.artifact
     if artifact is not None and not isinstance(artifact, AgreementWalArtifact):
         raise PayloadKindError(f"{report.path} holds an {report.kind} log, not an agreement WAL")
     entries = artifact.entries if artifact is not None else ()
-    places: list[tuple[int, int | None, int]] = [(0, None, i) for i in range(report.base_entries)]
+    places: dict[int, tuple[str, int, int | None, int]] = {}
     for record in report.records:
-        places.extend((record.offset, record.seq, i) for i in range(record.entries))
-    if len(places) != len(entries):  # a record kind holding entries the WAL does not list
-        raise PayloadKindError(
-            f"{report.path}: {len(places)} entries in records, {len(entries)} in the WAL"
+        if record.first_sequence is not None:
+            for i in range(record.entries):
+                places[record.first_sequence + i] = (
+                    record.file or report.path,
+                    record.offset,
+                    record.seq,
+                    i,
+                )
+    last = max(places, default=len(entries))
+    first = last - len(entries) + 1  # pruned segments' entries are gone
+    # Entries no record holds are the base's: at the start of the first file.
+    base_file = report.records[0].file or report.path if report.records else report.path
+    located: list[Located] = []
+    for sequence, entry in enumerate(entries, first):
+        file, offset, seq, index = places.get(sequence, (base_file, 0, None, sequence - first))
+        location = EntryLocation(
+            sequence=sequence, path=file, offset=offset, record=seq, index=index
         )
-    return [
-        (
-            EntryLocation(sequence=n, path=report.path, offset=offset, record=record, index=index),
-            entry,
-        )
-        for n, ((offset, record, index), entry) in enumerate(zip(places, entries, strict=True), 1)
-    ]
+        located.append((location, entry))
+    return located
 
 
 def sequence_locations(wal: SequencedAgreementWal) -> list[Located]:
@@ -69,20 +79,24 @@ def sequence_locations(wal: SequencedAgreementWal) -> list[Located]:
 
 class WalLocator:
     """An `EntryLocator` over what `read` returns (every entry of a WAL, in
-    order, with its location), called once, on first use."""
+    order, with its location), called once, on first use. A position is the
+    entry's place in that list (1-based), or, `by_sequence`, its
+    `EntryLocation.sequence` (a segmented file WAL, planned by sequence)."""
 
-    def __init__(self, read: Callable[[], list[Located]]) -> None:
+    def __init__(self, read: Callable[[], list[Located]], *, by_sequence: bool = False) -> None:
         self._read = read
-        self._found: list[Located] | None = None
+        self._by_sequence = by_sequence
+        self._found: dict[int, Located] | None = None
 
     def __call__(self, position: int) -> Located | None:
-        """The location of the `position`-th (1-based) entry, and the entry
-        stored there; ``None`` past the end."""
+        """The location of the entry at `position`, and the entry stored
+        there; ``None`` when there is none."""
         if self._found is None:
-            self._found = self._read()
-        if 1 <= position <= len(self._found):
-            return self._found[position - 1]
-        return None
+            self._found = {
+                (found[0].sequence if self._by_sequence else n): found
+                for n, found in enumerate(self._read(), 1)
+            }
+        return self._found.get(position)
 
 
 def locator_for(wal: object) -> EntryLocator | None:
@@ -92,7 +106,7 @@ def locator_for(wal: object) -> EntryLocator | None:
     must still be open then); ``None`` for a WAL that does neither."""
     if isinstance(wal, FileAgreementWal):
         path = wal.path
-        return WalLocator(lambda: file_entry_locations(path))
+        return WalLocator(lambda: file_entry_locations(path), by_sequence=True)
     if isinstance(wal, SequencedAgreementWal):
         numbered = wal
         return WalLocator(lambda: sequence_locations(numbered))

@@ -23,6 +23,7 @@ from .artifact import (
 from .backends.file import LogReport, TornTail
 from .planner import DurableRecoveryDecision, DurableRecoveryPlan
 from .reading import StoreReport
+from .render_segments import SEGMENT_HEADERS, segment_rows, segments_json
 from .store import Checkpoint
 from .verify import VerifyReport
 
@@ -285,6 +286,8 @@ def inspect_json(report: LogReport | StoreReport) -> dict[str, Any]:
     proven level and tick range per operation) or ``bindings`` (a cache)."""
     document = report_json(report)
     artifact = report.artifact
+    if isinstance(report, LogReport) and (report.segments or report.pruned):
+        document["segments"] = segments_json(report)
     if isinstance(artifact, AgreementWalArtifact):
         op_keys = ("operation_id", "entries", "level", "first_tick", "last_tick")
         document["operations"] = [
@@ -304,6 +307,8 @@ def inspect_text(report: LogReport | StoreReport) -> str:
     artifact = report.artifact
     tail = store_tail_line() if isinstance(report, StoreReport) else tail_line(report.torn_tail)
     lines = [_log_head(report), tail]
+    if isinstance(report, LogReport) and (report.segments or report.pruned):
+        lines.append(table(SEGMENT_HEADERS, segment_rows(report)))
     if isinstance(artifact, AgreementWalArtifact):
         headers = ("operation", "entries", "level", "first tick", "last tick")
         lines.append(table(headers, _operation_rows(report)))

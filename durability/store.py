@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,9 +44,11 @@ from .errors import DecodeError, EncodeError, StorageError
 from .evidence import EvidencePersistenceHandler
 from .fileio import DEFAULT_FS, FileSystem
 from .handlers import AgreementWalHandler, WalSyncMode
+from .intents import EffectIntent
 from .locate import locator_for
 from .persisted import MAX_ARTIFACT_BYTES, envelope_plain, payload_from_envelope
 from .planner import DurableRecoveryPlan
+from .suffixplan import plan_from_parts
 from .urls import AnyCache, AnyWal, open_cache, open_wal, parse_storage_url
 
 __all__ = [
@@ -245,9 +247,7 @@ class StateDirectory:
             raise StorageError(f"state directory {self.path} is open read-only")
         if not isinstance(state, bytes):
             raise TypeError(f"checkpoint state must be bytes, got {type(state).__name__}")
-        metadata = DurableRecoveryPlan.from_checkpoint(
-            tick, None, self.wal.load(), self.cache.load(), strict=False
-        ).metadata
+        metadata = self._plan(tick, None, strict=False).metadata
         data = encode_checkpoint(tick, state, metadata)
         if len(data) > MAX_ARTIFACT_BYTES:
             raise StorageError(f"checkpoint at tick {tick} is {len(data)} bytes, over the cap")
@@ -309,15 +309,56 @@ class StateDirectory:
             checkpoint = self.load_checkpoint(checkpoint_tick)
         tick = checkpoint.tick if checkpoint else None
         state = checkpoint.state if checkpoint else None
+        return self._plan(tick, state, strict=strict, in_doubt=self.cache.in_doubt())
+
+    def _plan(
+        self,
+        tick: int | None,
+        state: Any,
+        *,
+        strict: bool,
+        in_doubt: Iterable[EffectIntent] = (),  # effects that may or may not have happened
+    ) -> DurableRecoveryPlan:
+        """The plan from a checkpoint at `tick`; a segmented file WAL is read
+        from the checkpoint on (`plan_from_parts`), any other WAL whole."""
+        cache = self.cache.load()
+        if isinstance(self.wal, FileAgreementWal):
+            parts = self.wal.parts(tick)
+            return plan_from_parts(
+                tick,
+                state,
+                parts,
+                cache,
+                strict=strict,
+                in_doubt=in_doubt,
+                entry_locator=locator_for(self.wal),
+            )
         return DurableRecoveryPlan.from_checkpoint(
             tick,
             state,
             self.wal.load(),
-            self.cache.load(),
+            cache,
             strict=strict,
-            in_doubt=self.cache.in_doubt(),  # effects that may or may not have happened
+            in_doubt=in_doubt,
             entry_locator=locator_for(self.wal),
         )
+
+    def compact(self) -> int:
+        """Remove what the latest checkpoint made unnecessary from the WAL
+        (`FileAgreementWal.prune_through` its tick: the sealed segments whose
+        entries all have a tick at or below it; a SQL WAL prunes its own
+        way); return how many entries went. Only a checkpoint that reads back
+        whole counts (it is durable: written atomically); without one, or
+        for a WAL that cannot prune, nothing is removed. Plans from that
+        checkpoint or a later one are unchanged; `StorageError` when open
+        read-only."""
+        if self.read_only:
+            raise StorageError(f"state directory {self.path} is open read-only")
+        checkpoint = self.latest_checkpoint()
+        prune = getattr(self.wal, "prune_through", None)
+        if checkpoint is None or prune is None:
+            return 0
+        return int(prune(checkpoint.tick))
 
     def wrap(
         self,

@@ -3,7 +3,8 @@
 `verify_log` reads a WAL or cache log without changing it (`inspect_log`:
 checksums, framing, decoding), then, for a WAL, checks escalation order and
 planner consistency: every operation must have a sound recovery decision
-when the whole WAL is planned with no checkpoint, so a visibility gate
+when the whole WAL is planned with no checkpoint (after pruned WAL segments,
+from what their merged index says), so a visibility gate
 crossed above the level the WAL proves is reported wherever it lies, tick 0
 included. With ``strict=True`` a torn tail fails verification too.
 `verify_report` checks a SQL store's `StoreReport` (`read_store`) the same
@@ -17,11 +18,11 @@ import os
 import attrs
 
 from .artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
-from .backends.file import LogReport, inspect_log
+from .backends.file import LogReport, WalPart, inspect_log
 from .errors import EscalationOrderError
 from .fileio import DEFAULT_FS, FileSystem
-from .planner import DurableRecoveryPlan
 from .reading import StoreReport
+from .suffixplan import plan_from_parts
 
 __all__ = ["VerifyReport", "verify_log", "verify_report"]
 
@@ -67,9 +68,10 @@ def verify_report(report: LogReport | StoreReport, *, strict: bool = False) -> V
     if isinstance(artifact, AgreementWalArtifact):
         try:
             artifact.validate_monotonic_escalations()
-            plan = DurableRecoveryPlan.from_checkpoint(
-                None, None, artifact, EvidenceOutcomeCacheArtifact(), strict=False
-            )
+            pruned = report.pruned if isinstance(report, LogReport) else None
+            parts = [WalPart(index=pruned)] if pruned is not None else []
+            parts.append(WalPart(entries=artifact.entries))
+            plan = plan_from_parts(None, None, parts, EvidenceOutcomeCacheArtifact(), strict=False)
             if plan.anomalies:
                 problems.append(
                     f"gates crossed above the proven level for: {', '.join(plan.anomalies)}"
@@ -96,7 +98,7 @@ def verify_log(
     >>> import tempfile, os
     >>> from durability import FileAgreementWal, VisibilityGateCrossing, AgreementLevel
     >>> path = os.path.join(tempfile.mkdtemp(), "wal.log")
-    >>> FileAgreementWal(path).append(VisibilityGateCrossing(operation_id="op",
+    >>> _ = FileAgreementWal(path).append(VisibilityGateCrossing(operation_id="op",
     ...     downstream_coroutine_id="c", gate_level=AgreementLevel.SOFT_SAFE, tick=0))
     >>> verify_log(path).problems
     ('gates crossed above the proven level for: op',)

@@ -83,3 +83,20 @@ class ListWal:
 UserWalMachine = wal_state_machine(lambda directory: ListWal())
 UserWalMachine.TestCase.settings = settings(max_examples=20, stateful_step_count=25, deadline=None)
 TestUserStyleWal = UserWalMachine.TestCase
+
+
+def open_segmented(directory: Path) -> FileAgreementWal:
+    return FileAgreementWal(directory / "wal.log", segment_bytes=300)  # a rollover every few
+
+
+def every_file(directory: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+SegmentedWalMachine = wal_state_machine(
+    open_segmented, lambda wal, directory: open_segmented(directory), snapshot=every_file
+)
+SegmentedWalMachine.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=25, deadline=None
+)
+TestSegmentedFileWal = SegmentedWalMachine.TestCase

@@ -11,10 +11,10 @@ from typing import Any
 
 import attrs
 
-from ..artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact
-from ..errors import ArtifactTooLargeError, PayloadKindError
+from ..artifact import AgreementWalArtifact, EvidenceOutcomeCacheArtifact, WalEntry
+from ..errors import ArtifactTooLargeError, DecodeError, EscalationOrderError, PayloadKindError
 from ..fileio import DEFAULT_FS, FileSystem
-from ..framing import LogReader, TailKind
+from ..framing import LogReader, Record, TailKind
 from ..index import OperationSummary
 from ..intents import EffectIntent
 from ..limits import MAX_ARTIFACT_BYTES, SCHEMA_VERSION
@@ -22,6 +22,8 @@ from ..persisted import PersistedDurabilityArtifact, kind_of
 from .logread import read_records
 from .logstate import CacheState, LogState, WalState, interpret_base
 from .modes import TornTail
+from .segindex import Layout, SegmentIndex
+from .segments import open_sealed, read_layout, read_sealed, segment_file
 
 __all__ = ["LogReport", "RecordSummary", "export_artifact", "export_log", "inspect_log"]
 
@@ -38,6 +40,11 @@ class RecordSummary:
     seq: int
     length: int
     entries: int
+    #: The file holding it: a sealed segment's (``PATH.seg/<n>.log``), or
+    #: ``None`` for the log file itself (the active segment).
+    file: str | None = None
+    #: The WAL sequence of its first entry (``None`` when it holds none).
+    first_sequence: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -68,6 +75,21 @@ class LogReport:
     in_doubt: tuple[EffectIntent, ...] = attrs.field(default=(), repr=False, eq=False)
     #: How many evidence ids of a cache have an intent recorded (0 for a WAL).
     intents: int = 0
+    #: A WAL's sealed segments, as their indexes say (each file's size and
+    #: crc32 were checked against them), oldest first; ``pruned`` the merged
+    #: index of the segments pruned away (``None``: none).
+    segments: tuple[SegmentIndex, ...] = attrs.field(default=(), repr=False, eq=False)
+    pruned: SegmentIndex | None = attrs.field(default=None, repr=False, eq=False)
+
+    def record_holding(self, sequence: int) -> RecordSummary | None:
+        """The record holding WAL entry `sequence` (``None``: no such entry,
+        or pruned): its `RecordSummary.file` (``None``: this log file) and
+        `RecordSummary.offset` say where it lies."""
+        for record in self.records:
+            first = record.first_sequence
+            if first is not None and first <= sequence < first + record.entries:
+                return record
+        return None
 
     @property
     def in_doubt_intents(self) -> int:
@@ -95,26 +117,34 @@ def inspect_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> LogReport:
     fd = fs.open_ro(name)
     try:
         with fs.locked(fd, name, exclusive=False):
+            layout = read_layout(fs, name)
+            sealed, older = _read_sealed(fs, name, layout)
             size = fs.size(fd, name)
             reader = LogReader(name)
+            sequence = layout.first_sequence
             for record in read_records(fs, fd, name, reader, size):
                 if pending:  # the base, once the base checksum record verified
                     state, kind, base_entries = _inspect_base(reader.base, name)
+                    sequence += base_entries
                     pending = False
                 count = state.replay(record, name) if state is not None else 0
-                summaries.append(
-                    RecordSummary(
-                        offset=record.offset,
-                        type=record.type.name,
-                        seq=record.seq,
-                        length=len(record.payload),
-                        entries=count,
-                    )
-                )
+                summaries.append(_summary(record, count, None, sequence))
+                sequence += count
             if pending:
                 state, kind, base_entries = _inspect_base(reader.base, name)
     finally:
         fs.close(fd)
+    if layout.history and kind not in (None, "agreement_wal"):
+        raise PayloadKindError(f"log {name} holds a cache, but WAL segments lie beside it")
+    if older and not isinstance(state, WalState):
+        state, kind = WalState(), "agreement_wal"
+    if isinstance(state, WalState) and layout.history:
+        state.entries[:0] = older
+        state.layout = attrs.evolve(layout, sealed=())  # their entries are read
+        try:
+            state.index.summaries()
+        except EscalationOrderError as exc:
+            raise DecodeError(f"across segments: {exc}", path=name, offset=0) from exc
     tail, torn = reader.tail, None
     if tail is not None:
         if tail.kind is TailKind.DAMAGE:
@@ -128,14 +158,59 @@ def inspect_log(path: Path, *, fs: FileSystem = DEFAULT_FS) -> LogReport:
         base_verified=reader.base_verified,
         base_bytes=reader.base_end,
         base_entries=base_entries,
-        records=tuple(summaries),
+        records=(*sealed, *summaries),
         entries=len(artifact.entries) if artifact is not None else 0,
         torn_tail=torn,
         artifact=artifact,
         operations=state.index.summaries() if isinstance(state, WalState) else (),
         in_doubt=tuple(state.intents.in_doubt()) if isinstance(state, CacheState) else (),
         intents=len(state.intents.latest) if isinstance(state, CacheState) else 0,
+        segments=layout.sealed,
+        pruned=layout.pruned,
     )
+
+
+def _summary(record: Record, count: int, file: str | None, sequence: int) -> RecordSummary:
+    return RecordSummary(
+        offset=record.offset,
+        type=record.type.name,
+        seq=record.seq,
+        length=len(record.payload),
+        entries=count,
+        file=file,
+        first_sequence=sequence if count else None,
+    )
+
+
+def _read_sealed(
+    fs: FileSystem, name: str, layout: Layout
+) -> tuple[list[RecordSummary], list[WalEntry]]:
+    """The records and entries of every sealed segment, each file checked
+    against its index (size, crc32, entry count): `DecodeError` naming the
+    segment file otherwise."""
+    summaries: list[RecordSummary] = []
+    entries: list[WalEntry] = []
+    for segment in open_sealed(fs, name, layout.sealed):
+        index, fd = segment
+        file = segment_file(name, index.segment)
+        try:
+            crc, sequence, count = [0], index.first_sequence, 0
+            for record, held in read_sealed(fs, name, segment, crc=crc):
+                if record is not None:  # else the base's entries, at offset 0
+                    summaries.append(_summary(record, len(held), file, sequence))
+                entries.extend(held)
+                sequence += len(held)
+                count += len(held)
+        finally:
+            fs.close(fd)
+        if crc[0] != index.crc32 or count != index.entries:
+            raise DecodeError(
+                f"segment fails its index ({count} entries, crc32 {crc[0]:#010x}; "
+                f"the index says {index.entries}, {index.crc32:#010x})",
+                path=file,
+                offset=0,
+            )
+    return summaries, entries
 
 
 def _inspect_base(base: Any, name: str) -> tuple[LogState[Any] | None, str | None, int]:

@@ -25,7 +25,6 @@ import asyncio
 import logging
 import os
 import threading
-import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -34,7 +33,8 @@ from ..errors import DecodeError, LogPoisonedError, StorageError
 from ..fileio import FileSystem
 from ..framing import LogReader, RecordType, Tail, TailKind, encode_record
 from .group import GroupCommit, Ticket
-from .logread import Access, TailAction, read_records, repair_message, tail_action, tail_error
+from .logread import Access, TailAction, read_records, tail_action
+from .logrepair import TailRepairs
 from .logstate import LogState, initial_bytes, interpret_base
 from .modes import RecoveryMode, SyncPolicy, TornTail, TornTailWarning
 
@@ -64,7 +64,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class LogEngine(Generic[S]):
+class LogEngine(TailRepairs, Generic[S]):
     """One open log file and its in-memory state (see the module rules)."""
 
     def __init__(
@@ -118,15 +118,20 @@ class LogEngine(Generic[S]):
             raise
 
     def _open_fd(self) -> int | None:
-        try:
-            return self._fs.open_ro(self.path) if self.read_only else self._fs.open_rw(self.path)
-        except StorageError as exc:
-            if not isinstance(exc.__cause__, FileNotFoundError):
-                raise
-        if self.read_only:
-            return None
-        self._fs.create_atomically(self.path, initial_bytes(self._new_state()))
-        return self._fs.open_rw(self.path)
+        """The log's descriptor, creating the file if missing (read-only:
+        ``None``); tried again if the file is moved away in between (a WAL
+        segment sealed by another process)."""
+        for attempt in range(100):
+            try:
+                opened = self._fs.open_ro if self.read_only else self._fs.open_rw
+                return opened(self.path)
+            except StorageError as exc:
+                if not isinstance(exc.__cause__, FileNotFoundError) or attempt == 99:
+                    raise
+            if self.read_only:
+                return None
+            self._fs.create_atomically(self.path, initial_bytes(self._new_state()))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _release(self) -> None:
         if self._finalizer is not None:
@@ -238,42 +243,6 @@ class LogEngine(Generic[S]):
             self._end = self._base_end = reader.base_end
             self.base_verified = reader.base_verified
 
-    def _on_tail(self, tail: Tail, access: Access) -> None:
-        """Carry out what the tail policy table says for `tail`."""
-        action = tail_action(tail.kind, self._recovery, access)
-        if action is TailAction.CUT_KEEPING_COPY and self._damage_may_be_in_base(tail):
-            raise DecodeError(
-                f"{tail.reason}, right after an unverified base: the base itself may be "
-                "damaged, and a damaged base is never repaired",
-                path=self.path,
-                offset=tail.offset,
-            )
-        if action is TailAction.FAIL_CLOSED or tail.newer_version:  # never cut a newer record
-            raise tail_error(tail, self._recovery, self.path)
-        if action is TailAction.REPORT:
-            self.torn_tail = TornTail(offset=tail.offset, dropped=tail.dropped, reason=tail.reason)
-        elif action is not TailAction.LEAVE:
-            self._repair(tail, keep_copy=action is TailAction.CUT_KEEPING_COPY)
-
-    def _damage_may_be_in_base(self, tail: Tail) -> bool:
-        """Damage at the first byte after a base no checksum vouches for: a
-        flipped bit can make a toolkit base decode shorter, so what looks like
-        a damaged first record may be the base (and its checksum record)."""
-        return not self.base_verified and tail.offset == self._base_end
-
-    def _repair(self, tail: Tail, *, keep_copy: bool) -> None:
-        assert self._fd is not None
-        copy = self._fs.keep_copy(self._fd, self.path) if keep_copy else None
-        self._fs.truncate(self._fd, tail.offset, self.path)
-        self._sync_or_poison(self._fd, truncate_to=None)
-        self._end = self._scanned = tail.offset
-        self.torn_tail = TornTail(
-            offset=tail.offset, dropped=tail.dropped, reason=tail.reason, copy_path=copy
-        )
-        message = repair_message(tail, self.path, copy)
-        logger.warning(message)
-        warnings.warn(message, TornTailWarning, stacklevel=2)
-
     # -- writing -------------------------------------------------------------
 
     def write(self, decide: Decide[S]) -> None:
@@ -316,11 +285,7 @@ class LogEngine(Generic[S]):
         ends done, with its own error if it failed."""
         try:
             with self._lock:
-                fd = self._ready(writing=True)
-                assert fd is not None
-                with self._fs.locked(fd, self.path, exclusive=True):
-                    self._catch_up(exclusive=True)
-                    self._append(fd, tickets)
+                self._write_locked(tickets)
         except BaseException as exc:
             for ticket in tickets:
                 if ticket.error is None:
@@ -330,6 +295,14 @@ class LogEngine(Generic[S]):
         finally:  # only now: a waiter told "done" must find its record durable
             for ticket in tickets:
                 ticket.done = True
+
+    def _write_locked(self, tickets: list[Ticket]) -> None:
+        """Under `_lock`: take the exclusive lock, catch up, append `tickets`."""
+        fd = self._ready(writing=True)
+        assert fd is not None
+        with self._fs.locked(fd, self.path, exclusive=True):
+            self._catch_up(exclusive=True)
+            self._append(fd, tickets)
 
     def _append(self, fd: int, tickets: list[Ticket]) -> None:
         """Under both locks: each ticket's decision is applied to memory at

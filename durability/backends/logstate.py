@@ -28,8 +28,16 @@ from ..intents import (
 )
 from ..model import AgreementLevel
 from ..persisted import Payload, envelope_plain, payload_from_envelope, wrong_kind_message
+from .segindex import Layout
 
-__all__ = ["CacheState", "LogState", "WalState", "initial_bytes", "interpret_base"]
+__all__ = [
+    "CacheState",
+    "LogState",
+    "WalState",
+    "decode_entries",
+    "initial_bytes",
+    "interpret_base",
+]
 
 T = TypeVar("T")
 
@@ -115,24 +123,105 @@ def initial_bytes(state: LogState[Any]) -> bytes:
 
 
 class WalState(LogState[WalEntry]):
-    """A WAL log's entries, in order, and their per-operation index."""
+    """A WAL log's active segment: its entries, in order, where it sits among
+    the segments (`layout`; ``specs/segments.md``) and the per-operation index
+    of the whole WAL. A single-file log is one active segment.
+
+    The index of the whole WAL is built on first use (`index`) from the
+    segment indexes and the active entries, so opening reads no sealed
+    segment; until then, records read are checked against the active
+    segment's own entries, and building it checks them against the rest."""
 
     artifact_type = AgreementWalArtifact
     record_type = RecordType.WAL_ENTRIES
 
     def __init__(self) -> None:
         self.entries: list[WalEntry] = []
-        self.index = WalIndex()
+        self.layout = Layout()
+        #: The log file's name, for errors (set by the engine).
+        self.name = ""
+        #: The payload of this segment's seal record, once read (``None``: open).
+        self.seal: dict[str, Any] | None = None
+        self._own = WalIndex()
+        self._index: WalIndex | None = None
+        #: op id -> the sealed segments holding its entries (with `_index`).
+        self.where: dict[str, list[int]] = {}
+
+    @property
+    def last_sequence(self) -> int:
+        """The sequence of the last entry (0 when empty)."""
+        return self.layout.first_sequence - 1 + len(self.entries)
+
+    @property
+    def index(self) -> WalIndex:
+        """The per-operation index of the whole WAL (built on first use)."""
+        if self._index is None:
+            index, where = WalIndex(), dict[str, list[int]]()
+            for segment in self.layout.history:
+                for op, st in segment.op_states().items():
+                    ticks = (st.first_tick, st.last_tick)
+                    index.seed(op, st.escalation, st.proven, st.entries, ticks)
+                    if not segment.pruned:
+                        where.setdefault(op, []).append(segment.segment)
+            try:
+                updates = index.check(self.entries)
+            except EscalationOrderError as exc:
+                raise DecodeError(
+                    f"the active segment breaks escalation order across segments: {exc}",
+                    path=self.name or None,
+                ) from exc
+            index.add(self.entries, updates)
+            self._index, self.where = index, where
+        return self._index
+
+    def adopt(self, earlier: WalState, number: int) -> None:
+        """Take the whole-WAL index of `earlier`, whose active segment was
+        just sealed as segment `number` and nothing written since."""
+        if (
+            earlier._index is None
+            or self.entries
+            or self._index is not None
+            or self.layout.first_sequence != earlier.last_sequence + 1
+        ):
+            return
+        self._index, self.where = earlier._index, earlier.where
+        for op in {entry.operation_id for entry in earlier.entries}:
+            self.where.setdefault(op, []).append(number)
 
     def absorb(self, items: Sequence[WalEntry]) -> None:
-        self.add(items, self.index.check(items))
+        index = self._own if self._index is None else self._index
+        self.add(items, index.check(items))
 
     def add(self, items: Sequence[WalEntry], updates: dict[str, AgreementLevel]) -> None:
+        if self.seal is not None:
+            raise DecodeError("entries after the segment's seal record")
         self.entries.extend(items)
-        self.index.add(items, updates)
+        (self._own if self._index is None else self._index).add(items, updates)
+
+    def replay_other(self, record_type: RecordType, plain: Any) -> int:
+        if record_type is not RecordType.SEGMENT_SEAL:
+            return super().replay_other(record_type, plain)
+        if self.seal is not None or not isinstance(plain, dict):
+            raise DecodeError("a second or malformed segment seal record")
+        self.seal = plain
+        return 0
 
     def artifact(self) -> AgreementWalArtifact:
+        """The active segment's entries (the whole WAL of a single-file log)."""
         return AgreementWalArtifact(entries=self.entries)
+
+
+def decode_entries(record: Record, name: str) -> tuple[WalEntry, ...]:
+    """The WAL entries of a `RecordType.WAL_ENTRIES` record of log `name`
+    (`DecodeError` naming the file and offset when they do not decode)."""
+    try:
+        plain = _payload(record)
+        artifact = from_plain({"entries": plain}, AgreementWalArtifact, where="entries")
+    except DecodeError as exc:
+        raise DecodeError(
+            f"record {record.seq}: {exc.reason}", path=name, offset=record.offset
+        ) from exc
+    return artifact.entries
 
 
 class CacheState(LogState[EvidenceOutcomeCacheEntry]):

@@ -30,7 +30,6 @@ from durability import (
     PersistedDurabilityArtifact,
     StorageError,
 )
-from durability.backends import file as file_backend
 from durability.backends import inspection, logread
 from durability.backends.file import (
     FileAgreementWal,
@@ -40,6 +39,7 @@ from durability.backends.file import (
     export_log,
     inspect_log,
 )
+from durability.backends.logstate import WalState
 from durability.backends.modes import TornTailWarning
 from durability.fileio import FileSystem
 from durability.framing import HEADER_SIZE, RecordType, encode_record
@@ -340,7 +340,7 @@ def test_record_of_the_other_kind_fails_closed(tmp_path: Path) -> None:
 def test_out_of_order_escalation_in_file_fails_closed(tmp_path: Path) -> None:
     path = tmp_path / "wal.log"
     FileAgreementWal(path).append(esc("op", L.NONE, L.SOFT_SAFE, 1))
-    payload = file_backend.WalState().encode([esc("op", L.NONE, L.PROVISIONAL, 2)])
+    payload = WalState().encode([esc("op", L.NONE, L.PROVISIONAL, 2)])
     append_bytes(path, encode_record(RecordType.WAL_ENTRIES, 2, payload))
     with pytest.raises(DecodeError, match="reordered or regressed"):
         FileAgreementWal(path)

@@ -139,6 +139,27 @@ def test_durability_export_output_passes_the_rust_checker(tmp_path: Path) -> Non
         rust_check(out)
 
 
+def test_a_segmented_and_pruned_wal_exports_one_artifact_rust_reads(tmp_path: Path) -> None:
+    from durability import FileAgreementWal, PersistedDurabilityArtifact
+    from durability.cli import main
+    from tests.helpers import L, esc, ev, gate
+
+    wal_log = tmp_path / "wal.log"
+    with FileAgreementWal(wal_log, segment_bytes=600) as wal:
+        for n in range(20):
+            op = f"op#{n}"
+            wal.append(ev(op, f"{op}/c", L.SOFT_SAFE, n + 1))
+            wal.append_batch([esc(op, L.NONE, L.SOFT_SAFE, n + 1), gate(op, L.SOFT_SAFE, n + 1)])
+        assert len(wal.layout.sealed) > 5
+        assert wal.prune_through(6) > 0
+        remaining = wal.load().entries
+    out = tmp_path / "wal.cbor"
+    assert main(["export", str(wal_log), "-o", str(out), "--quiet"]) == 0
+    rust_check(out)
+    exported = PersistedDurabilityArtifact.from_cbor(out.read_bytes()).into_agreement_wal()
+    assert exported.entries == remaining
+
+
 def test_a_rust_written_file_opens_as_a_log_appends_and_exports_for_rust(tmp_path: Path) -> None:
     from durability import FileAgreementWal
     from durability.cli import main

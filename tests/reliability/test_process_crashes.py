@@ -38,6 +38,7 @@ from durability import (
 )
 from durability.artifact import proven_level
 from durability.backends.file import FileAgreementWal, FileEvidenceOutcomeCache, SyncPolicy
+from durability.backends.segments import DEFAULT_SEGMENT_BYTES
 from durability.testing.faults import Ack, CrashTrial, FaultyFileSystem, run_and_kill
 from tests.helpers import L, binding, esc, ev, evidence, gate
 from tests.reliability._scale import figure, rng, scaled
@@ -103,9 +104,13 @@ def wal_batches(t: int) -> list[list[WalEntry]]:
 
 
 def append_batches(
-    path: Path, batches: list[list[WalEntry]], fs: FaultyFileSystem, ack: Ack
+    path: Path,
+    batches: list[list[WalEntry]],
+    fs: FaultyFileSystem,
+    ack: Ack,
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES,
 ) -> None:
-    wal = FileAgreementWal(path, fs=fs)
+    wal = FileAgreementWal(path, fs=fs, segment_bytes=segment_bytes)
     for i, batch in enumerate(batches):
         if len(batch) == 1:
             wal.append(batch[0])
@@ -129,6 +134,26 @@ def test_acknowledged_wal_appends_survive_every_kill(tmp_path: Path) -> None:
         assert done >= len(trial.acked), f"trial {t}: acknowledged batch {done} lost"
         durable = entries
     assert tally.trials >= TRIALS and tally.killed > tally.trials // 2
+
+
+def test_acknowledged_appends_survive_kills_in_the_middle_of_rollovers(tmp_path: Path) -> None:
+    """The same with 1 KiB segments: a rollover every few appends, so kills
+    land inside rollovers (specs/segments.md) and the next writer finishes them."""
+    path, r, tally = tmp_path / "wal.log", rng("crash-segments"), Tally("crash-segments")
+    durable: list[WalEntry] = []
+    for t in range(TRIALS // 2):
+        batches = wal_batches(t)
+        work = partial(append_batches, path, batches, writer_fs(r), segment_bytes=1024)
+        trial = crash(r, work)
+        with FileAgreementWal(path, read_only=t % 3 != 2, segment_bytes=1024) as wal:
+            entries = list(wal.load().entries)
+            tally.add(trial, wal.torn_tail)
+        assert entries[: len(durable)] == durable, f"trial {t}: earlier durable entries changed"
+        done = split_prefix(entries[len(durable) :], batches)
+        assert done >= len(trial.acked), f"trial {t}: acknowledged batch {done} lost"
+        durable = entries
+    assert tally.killed > tally.trials // 2
+    assert len(FileAgreementWal(path, read_only=True).layout.sealed) > TRIALS // 10
 
 
 # -- the evidence cache through EvidencePersistenceHandler ---------------------------
