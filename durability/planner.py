@@ -49,6 +49,7 @@ __all__ = [
     "DurableRecoveryPlan",
     "OperationRecovery",
     "PlannerRule",
+    "PlanBuilder",
     "is_sound",
 ]
 
@@ -140,34 +141,10 @@ class DurableRecoveryPlan:
         <DurableRecoveryAction.RESUME_FROM_EVIDENCE_BOUNDARY: 'resume_from_evidence_boundary'>
         """
         entries = wal.entries if isinstance(wal, AgreementWalArtifact) else wal
-        summaries: dict[str, OperationRecovery] = {}
-        suffix: list[WalEntry] = []
-        low: int | None = None
-        high: int | None = None
-        for position, entry in enumerate(entries, 1):
-            op = entry.operation_id
-            summary = summaries.get(op)
-            if summary is None:
-                summary = summaries[op] = OperationRecovery(op)
-            tick = entry.tick
-            in_suffix = checkpoint_tick is None or tick > checkpoint_tick
-            summary.observe(entry, in_suffix=in_suffix, cache=evidence_cache, position=position)
-            if in_suffix:
-                suffix.append(entry)
-                if low is None or tick < low:
-                    low = tick
-                if high is None or tick > high:
-                    high = tick
-        return cls._assemble(
-            checkpoint_tick=0 if checkpoint_tick is None else checkpoint_tick,
-            checkpoint_state=checkpoint_state,
-            summaries=[s for s in summaries.values() if s.in_suffix],
-            suffix=suffix,
-            tick_range=(low, high),
-            evidence_cache=evidence_cache,
-            strict=strict,
-            in_doubt=tuple(in_doubt),
-            entry_locator=entry_locator,
+        builder = PlanBuilder(checkpoint_tick, evidence_cache)
+        builder.observe(entries)
+        return builder.plan(
+            checkpoint_state, strict=strict, in_doubt=in_doubt, entry_locator=entry_locator
         )
 
     @classmethod
@@ -256,6 +233,74 @@ class DurableRecoveryPlan:
                 operation_id,
             )
         return summary.explanation(self.decision(operation_id), self.entry_locator)
+
+
+class PlanBuilder:
+    """A plan in the making: WAL entries observed in WAL order (`observe`),
+    per operation, then assembled (`plan`). `from_checkpoint` observes every
+    entry; planning from segments (``suffixplan``) also seeds operations
+    from the states of segments it does not read (`summary`)."""
+
+    def __init__(
+        self, checkpoint_tick: int | None, evidence_cache: EvidenceOutcomeCacheArtifact
+    ) -> None:
+        self.checkpoint_tick = checkpoint_tick
+        self.evidence_cache = evidence_cache
+        self.summaries: dict[str, OperationRecovery] = {}
+        self.suffix: list[WalEntry] = []
+        self.low: int | None = None
+        self.high: int | None = None
+
+    def summary(self, operation_id: str) -> OperationRecovery:
+        """The summary of `operation_id`, new when it has none yet."""
+        summary = self.summaries.get(operation_id)
+        if summary is None:
+            summary = self.summaries[operation_id] = OperationRecovery(operation_id)
+        return summary
+
+    def observe(self, entries: Iterable[WalEntry], first_position: int = 1) -> None:
+        """Account for `entries`, the first at WAL position `first_position`
+        (1-based; its sequence). Raises `EscalationOrderError` as
+        `from_checkpoint` does."""
+        summaries, suffix, cache = self.summaries, self.suffix, self.evidence_cache
+        checkpoint_tick, low, high = self.checkpoint_tick, self.low, self.high
+        for position, entry in enumerate(entries, first_position):
+            op = entry.operation_id
+            summary = summaries.get(op)
+            if summary is None:
+                summary = summaries[op] = OperationRecovery(op)
+            tick = entry.tick
+            in_suffix = checkpoint_tick is None or tick > checkpoint_tick
+            summary.observe(entry, in_suffix=in_suffix, cache=cache, position=position)
+            if in_suffix:
+                suffix.append(entry)
+                if low is None or tick < low:
+                    low = tick
+                if high is None or tick > high:
+                    high = tick
+        self.low, self.high = low, high
+
+    def plan(
+        self,
+        checkpoint_state: Any,
+        *,
+        strict: bool = True,
+        in_doubt: Iterable[EffectIntent] = (),
+        entry_locator: EntryLocator | None = None,
+    ) -> DurableRecoveryPlan:
+        """The plan of what was observed (see `from_checkpoint`)."""
+        tick = self.checkpoint_tick
+        return DurableRecoveryPlan._assemble(
+            checkpoint_tick=0 if tick is None else tick,
+            checkpoint_state=checkpoint_state,
+            summaries=[s for s in self.summaries.values() if s.in_suffix],
+            suffix=self.suffix,
+            tick_range=(self.low, self.high),
+            evidence_cache=self.evidence_cache,
+            strict=strict,
+            in_doubt=tuple(in_doubt),
+            entry_locator=entry_locator,
+        )
 
 
 def _ids(summaries: list[OperationRecovery]) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from .artifact import EvidenceOutcomeCacheArtifact, WalEntry
 from .explanation import EntryLocator
 from .intents import EffectIntent
 from .model import AgreementLevel, FinalizationOutcome, max_level
-from .planner import DurableRecoveryPlan, OperationRecovery
+from .planner import DurableRecoveryPlan, PlanBuilder
 
 __all__ = ["PrefixState", "WalPartLike", "plan_from_parts"]
 
@@ -75,38 +75,18 @@ def plan_from_parts(
         for entry in part.entries
         if checkpoint_tick is None or entry.tick > checkpoint_tick
     }
-    summaries: dict[str, OperationRecovery] = {}
-    suffix: list[WalEntry] = []
-    low: int | None = None
-    high: int | None = None
+    builder = PlanBuilder(checkpoint_tick, evidence_cache)
     for part in read:
-        if not part.entries:
-            for op, state in part.states(wanted).items():
-                summary = summaries.get(op) or summaries.setdefault(op, OperationRecovery(op))
-                if state.escalation is not None:
-                    summary.escalation_level = state.escalation
-                if state.finalization is not None:
-                    summary.finalization = state.finalization
-                summary.checkpoint_level = max_level(summary.checkpoint_level, state.proven)
+        if part.entries:
+            builder.observe(part.entries, part.first_sequence)
             continue
-        for position, entry in enumerate(part.entries, part.first_sequence):
-            op = entry.operation_id
-            summary = summaries.get(op) or summaries.setdefault(op, OperationRecovery(op))
-            tick = entry.tick
-            in_suffix = checkpoint_tick is None or tick > checkpoint_tick
-            summary.observe(entry, in_suffix=in_suffix, cache=evidence_cache, position=position)
-            if in_suffix:
-                suffix.append(entry)
-                low = tick if low is None or tick < low else low
-                high = tick if high is None or tick > high else high
-    return DurableRecoveryPlan._assemble(
-        checkpoint_tick=0 if checkpoint_tick is None else checkpoint_tick,
-        checkpoint_state=checkpoint_state,
-        summaries=[s for s in summaries.values() if s.in_suffix],
-        suffix=suffix,
-        tick_range=(low, high),
-        evidence_cache=evidence_cache,
-        strict=strict,
-        in_doubt=tuple(in_doubt),
-        entry_locator=entry_locator,
+        for op, state in part.states(wanted).items():
+            summary = builder.summary(op)
+            if state.escalation is not None:
+                summary.escalation_level = state.escalation
+            if state.finalization is not None:
+                summary.finalization = state.finalization
+            summary.checkpoint_level = max_level(summary.checkpoint_level, state.proven)
+    return builder.plan(
+        checkpoint_state, strict=strict, in_doubt=in_doubt, entry_locator=entry_locator
     )
