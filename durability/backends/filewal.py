@@ -27,7 +27,7 @@ from ..errors import SequenceConflictError
 from ..fileio import DEFAULT_FS, FileSystem
 from ..index import OperationSummary
 from .filelog import FileLog, Path
-from .logstate import WalState
+from .logstate import WalState, gc_paused
 from .modes import RecoveryMode, SyncPolicy
 from .segindex import Layout, OpState, SegmentIndex
 from .seglog import SegmentedWalEngine
@@ -182,12 +182,14 @@ class FileAgreementWal(FileLog[WalState]):
 
     def load(self) -> AgreementWalArtifact:
         """The whole WAL (what is left after pruning), other writers' appends included."""
-        return AgreementWalArtifact(entries=[e for part in self.scan() for e in part])
+        with gc_paused():  # a million entries that stay: no collection walks them
+            return AgreementWalArtifact(entries=[e for part in self.scan() for e in part])
 
     def read_since(self, tick: int) -> list[WalEntry]:
         """Entries with ``entry.tick > tick``, in WAL order (segments with no
         such entry are not read)."""
-        return [e for part in self.scan(tick) for e in part]
+        with gc_paused():
+            return [e for part in self.scan(tick) for e in part]
 
     def poll(self, after_sequence: int, limit: int) -> list[tuple[int, WalEntry]]:
         """Up to `limit` ``(sequence, entry)`` pairs after `after_sequence`, in

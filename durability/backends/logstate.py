@@ -5,7 +5,9 @@ records in, state out."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ..artifact import (
@@ -35,6 +37,7 @@ __all__ = [
     "LogState",
     "WalState",
     "decode_entries",
+    "gc_paused",
     "initial_bytes",
     "interpret_base",
 ]
@@ -114,6 +117,25 @@ def interpret_base(base: Any, name: str) -> Payload:
     """The payload of the decoded `base` of log `name` (`DecodeError`, or its
     subclass `SchemaVersionError`, naming the file when it is not a v1 artifact)."""
     return payload_from_envelope(base, path=name, offset=0)[1]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the block, when it runs.
+
+    Replaying or loading builds millions of small objects that stay alive
+    (and hold no cycles: reference counting frees what is dropped); each
+    few hundred allocations would otherwise start a collection that walks
+    them again. Only the caller that found the collector enabled enables it
+    again, so pauses nest; a block must never yield to other code."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def initial_bytes(state: LogState[Any]) -> bytes:
