@@ -171,25 +171,37 @@ class FileAgreementWal(FileLog[WalState]):
             raise ValueError(f"batch must be at least 1, got {batch}")
         out: list[WalEntry] = []
         for _first, entries in self._stream(after_tick, 0):
-            for entry in entries:
-                if after_tick is None or entry.tick > after_tick:
-                    out.append(entry)
-                    if len(out) == batch:
-                        yield out
-                        out = []
+            picked = entries if after_tick is None else [e for e in entries if e.tick > after_tick]
+            start = 0
+            while start < len(picked):  # whole slices: no Python step per entry
+                end = start + batch - len(out)
+                out.extend(picked[start:end])
+                start = end
+                if len(out) == batch:
+                    yield out
+                    out = []
         if out:
             yield out
 
     def load(self) -> AgreementWalArtifact:
         """The whole WAL (what is left after pruning), other writers' appends included."""
-        with gc_paused():  # a million entries that stay: no collection walks them
-            return AgreementWalArtifact(entries=[e for part in self.scan() for e in part])
+        return AgreementWalArtifact(entries=self._collect(None))
 
     def read_since(self, tick: int) -> list[WalEntry]:
         """Entries with ``entry.tick > tick``, in WAL order (segments with no
         such entry are not read)."""
-        with gc_paused():
-            return [e for part in self.scan(tick) for e in part]
+        return self._collect(tick)
+
+    def _collect(self, after_tick: int | None) -> list[WalEntry]:
+        """Every entry with a tick above `after_tick` (all for ``None``), in a list."""
+        found: list[WalEntry] = []
+        with gc_paused():  # a million entries that stay: no collection walks them
+            for _first, entries in self._stream(after_tick, 0):
+                if after_tick is None:
+                    found.extend(entries)
+                else:
+                    found.extend([e for e in entries if e.tick > after_tick])
+        return found
 
     def poll(self, after_sequence: int, limit: int) -> list[tuple[int, WalEntry]]:
         """Up to `limit` ``(sequence, entry)`` pairs after `after_sequence`, in
