@@ -104,7 +104,9 @@ class FileAgreementWal(FileLog[WalState]):
     def append(self, entry: WalEntry, *, expected_sequence: int | None = None) -> int:
         """Append one entry durably; return its sequence. `EscalationOrderError`
         leaves the file byte-for-byte unchanged. See `append_batch`."""
-        return self.append_batch([entry], expected_sequence=expected_sequence)
+        decide, last = _appending([entry], expected_sequence, self.path)
+        self._log.write(decide)
+        return last[0]
 
     def append_batch(
         self, entries: Iterable[WalEntry], *, expected_sequence: int | None = None
@@ -301,7 +303,8 @@ def _appending(
     (and its last sequence against `expected`), and the one-item list that
     holds the new last sequence once it ran."""
     check_entries(batch)
-    check_sequence_arguments(expected_sequence=expected)
+    if expected is not None:
+        check_sequence_arguments(expected_sequence=expected)
     last = [0]
 
     def decide(state: WalState) -> tuple[bytes, Any] | None:

@@ -216,6 +216,16 @@ class LogEngine(TailRepairs, Generic[S]):
         if tail is not None:
             self._on_tail(tail, access)
 
+    def _current(self, fd: int) -> bool:
+        """Under the exclusive lock: whether memory already holds the whole
+        file (nobody appended since: a writer's common case, one ``lseek``).
+        When not, `_catch_up` must run."""
+        size = self._fs.size(fd, self.path)
+        if size != self._end or not size or self._hidden_from is not None:
+            return False
+        self._scanned = size
+        return True
+
     def _replay(self, reader: LogReader, size: int, access: Access) -> Tail | None:
         """Apply the records `reader` finds before byte `size`; return the
         tail met (``None``: clean up to `size`)."""
@@ -306,7 +316,8 @@ class LogEngine(TailRepairs, Generic[S]):
         fd = self._ready(writing=True)
         assert fd is not None
         with self._fs.locked(fd, self.path, exclusive=True):
-            self._catch_up(exclusive=True)
+            if not self._current(fd):
+                self._catch_up(exclusive=True)
             self._append(fd, tickets)
 
     def _append(self, fd: int, tickets: list[Ticket]) -> None:
@@ -314,17 +325,19 @@ class LogEngine(TailRepairs, Generic[S]):
         once (so the next ticket validates against it), but no reader can see
         memory or the file until the batch is durable; a failed write or sync
         truncates the batch away and rebuilds memory from the file."""
-        start = self._end
+        start, state = self._end, self.state
         seq = 1 if start == 0 else self._next_seq
-        chunks = [initial_bytes(self.state)] if start == 0 else []
+        chunks = [initial_bytes(state)] if start == 0 else []
         written: list[Ticket] = []
         for ticket in tickets:
             try:
-                pending = ticket.decide(self.state)
+                pending = ticket.decide(state)
                 if pending is not None:
                     payload, commit = pending
-                    kind, data = payload if isinstance(payload, tuple) else (None, payload)
-                    chunks.append(encode_record(kind or self.state.record_type, seq, data))
+                    if isinstance(payload, bytes):
+                        chunks.append(encode_record(state.record_type, seq, payload))
+                    else:
+                        chunks.append(encode_record(payload[0], seq, payload[1]))
                     commit()
                     written.append(ticket)
                     seq += 1
