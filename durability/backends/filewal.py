@@ -301,11 +301,14 @@ def _appending(
 ) -> tuple[Callable[[WalState], tuple[bytes, Any] | None], list[int]]:
     """The decision appending `batch`, validated against the state it meets
     (and its last sequence against `expected`), and the one-item list that
-    holds the new last sequence once it ran."""
+    holds the new last sequence once it ran. The payload is encoded here,
+    by the caller, outside the log's locks (it depends on the entries only):
+    under group commit, while a leader waits on the disk."""
     check_entries(batch)
     if expected is not None:
         check_sequence_arguments(expected_sequence=expected)
     last = [0]
+    payload = WalState.encode_entries(batch) if batch else b""
 
     def decide(state: WalState) -> tuple[bytes, Any] | None:
         last[0] = state.last_sequence
@@ -315,6 +318,6 @@ def _appending(
             return None
         updates = state.index.check(batch)
         last[0] += len(batch)
-        return state.encode(batch), lambda: state.add(batch, updates)
+        return payload, lambda: state.add(batch, updates)
 
     return decide, last

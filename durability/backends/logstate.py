@@ -80,6 +80,12 @@ class LogState(abc.ABC, Generic[T]):
 
     def encode(self, items: Sequence[T]) -> bytes:
         """The record payload holding `items`."""
+        return self.encode_entries(items)
+
+    @staticmethod
+    def encode_entries(items: Sequence[Any]) -> bytes:
+        """The record payload holding `items` (pure: needs no state, so a
+        writer encodes before it takes the log's locks)."""
         return dumps_values(items)
 
     def replay(self, record: Record, name: str) -> int:
