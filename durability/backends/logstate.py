@@ -125,6 +125,10 @@ def interpret_base(base: Any, name: str) -> Payload:
     return payload_from_envelope(base, path=name, offset=0)[1]
 
 
+#: Objects a `gc_paused` block must have built to be filed as old at once.
+_MANY_OBJECTS = 100_000
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector for the block, when it runs.
@@ -133,7 +137,12 @@ def gc_paused() -> Iterator[None]:
     (and hold no cycles: reference counting frees what is dropped); each
     few hundred allocations would otherwise start a collection that walks
     them again. Only the caller that found the collector enabled enables it
-    again, so pauses nest; a block must never yield to other code."""
+    again, so pauses nest; a block must never yield to other code.
+
+    When the block built many objects, they are then filed with the oldest
+    generation (by ``gc.freeze``/``gc.unfreeze``, two list splices), so the
+    next young collection does not walk them all once more; not when the
+    program froze objects of its own (unfreezing would release them)."""
     if not gc.isenabled():
         yield
         return
@@ -141,6 +150,9 @@ def gc_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        if gc.get_count()[0] > _MANY_OBJECTS and not gc.get_freeze_count():
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 

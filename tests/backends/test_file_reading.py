@@ -312,6 +312,29 @@ def test_replay_and_load_pause_the_collector_and_restore_it(tmp_path: Path) -> N
             gc.enable()
 
 
+def test_a_program_s_frozen_objects_stay_frozen_through_a_load(tmp_path: Path) -> None:
+    path = sample_wal(tmp_path / "wal.log")
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        with FileAgreementWal(path, read_only=True) as wal:
+            assert len(wal.load().entries) == 40
+        assert gc.get_freeze_count() == frozen and gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
+def test_a_big_load_leaves_nothing_frozen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from durability.backends import logstate
+
+    monkeypatch.setattr(logstate, "_MANY_OBJECTS", 0)  # every block counts as big
+    path = sample_wal(tmp_path / "wal.log")
+    with FileAgreementWal(path, read_only=True) as wal:
+        entries = wal.load().entries
+    assert len(entries) == 40 and gc.get_freeze_count() == 0 and gc.isenabled()
+    assert gc.is_tracked(entries[0])  # still collectable: filed as old, not frozen
+
+
 def test_a_failed_replay_restores_the_collector(tmp_path: Path) -> None:
     path = sample_wal(tmp_path / "wal.log")
     offsets = record_offsets(path)
