@@ -9,6 +9,7 @@ identities it already holds (idempotent syncs). Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -39,15 +40,19 @@ class OperationSummary:
 
 
 class WalIndex:
-    """Mutable per-operation index; `check` then `add` appends a batch."""
+    """Mutable per-operation index; `check` then `add` appends a batch.
 
-    __slots__ = ("_ids", "_last", "_proven", "_ticks")
+    Per operation it keeps one small list: ``[entries, first tick, last
+    tick, proven level, the entries added]``. Stable identities are built
+    only when a summary asks for them (never while appending or replaying):
+    the entries themselves are kept, so `summary` answers exactly what
+    building the strings at `add` would have."""
+
+    __slots__ = ("_last", "_ops")
 
     def __init__(self, entries: Iterable[WalEntry] = ()) -> None:
         self._last: dict[str, AgreementLevel] = {}
-        self._proven: dict[str, AgreementLevel] = {}
-        self._ids: dict[str, set[str]] = {}
-        self._ticks: dict[str, list[int]] = {}  # [entries, first tick, last tick]
+        self._ops: dict[str, list[Any]] = {}
         batch = list(entries)
         self.add(batch, self.check(batch))
 
@@ -61,21 +66,23 @@ class WalIndex:
 
     def add(self, entries: Sequence[WalEntry], updates: dict[str, AgreementLevel]) -> None:
         """Record a batch that `check` accepted."""
-        self._last.update(updates)
+        if updates:
+            self._last.update(updates)
+        ops = self._ops
         for entry in entries:
-            op = entry.operation_id
-            level = proven_level(entry)
-            self._proven[op] = max_level(self._proven.get(op, AgreementLevel.NONE), level)
-            self._ids.setdefault(op, set()).add(entry.stable_identity())
-            tick, seen = entry.tick, self._ticks.get(op)
+            op, tick, level = entry.operation_id, entry.tick, proven_level(entry)
+            seen = ops.get(op)
             if seen is None:
-                self._ticks[op] = [1, tick, tick]
-            else:
-                seen[0] += 1
-                if tick < seen[1]:
-                    seen[1] = tick
-                elif tick > seen[2]:
-                    seen[2] = tick
+                ops[op] = [1, tick, tick, level, [entry]]
+                continue
+            seen[0] += 1
+            if tick < seen[1]:
+                seen[1] = tick
+            elif tick > seen[2]:
+                seen[2] = tick
+            if level._rank > seen[3]._rank:
+                seen[3] = level
+            seen[4].append(entry)
 
     def seed(
         self,
@@ -91,24 +98,27 @@ class WalIndex:
         from ``ticks[0]`` to ``ticks[1]``. Their identities are not known."""
         if escalation is not None:
             self._last[operation_id] = escalation
-        self._proven[operation_id] = max_level(
-            self._proven.get(operation_id, AgreementLevel.NONE), proven
-        )
-        seen = self._ticks.get(operation_id)
+        seen = self._ops.get(operation_id)
         if seen is None:
-            self._ticks[operation_id] = [entries, ticks[0], ticks[1]]
-        else:
-            seen[0] += entries
-            seen[1], seen[2] = min(seen[1], ticks[0]), max(seen[2], ticks[1])
+            self._ops[operation_id] = [entries, ticks[0], ticks[1], proven, []]
+            return
+        seen[0] += entries
+        seen[1], seen[2] = min(seen[1], ticks[0]), max(seen[2], ticks[1])
+        seen[3] = max_level(seen[3], proven)
 
     def summary(self, operation_id: str) -> OperationSummary:
         """The `OperationSummary` of one operation (empty if unknown)."""
-        count, first, last = self._ticks.get(operation_id) or (0, None, None)
+        seen = self._ops.get(operation_id)
+        if seen is None:
+            return OperationSummary(
+                operation_id=operation_id, escalation_level=self._last.get(operation_id)
+            )
+        count, first, last, proven, held = seen
         return OperationSummary(
             operation_id=operation_id,
             escalation_level=self._last.get(operation_id),
-            proven_level=self._proven.get(operation_id, AgreementLevel.NONE),
-            identities=frozenset(self._ids.get(operation_id, ())),
+            proven_level=proven,
+            identities=frozenset([entry.stable_identity() for entry in held]),
             entries=count,
             first_tick=first,
             last_tick=last,
@@ -116,4 +126,4 @@ class WalIndex:
 
     def summaries(self) -> tuple[OperationSummary, ...]:
         """The `OperationSummary` of every operation with an entry, by operation id."""
-        return tuple(self.summary(op) for op in sorted(self._ticks))
+        return tuple(self.summary(op) for op in sorted(self._ops))

@@ -27,7 +27,7 @@ from ..errors import SequenceConflictError
 from ..fileio import DEFAULT_FS, FileSystem
 from ..index import OperationSummary
 from .filelog import FileLog, Path
-from .logstate import WalState
+from .logstate import WalState, gc_paused
 from .modes import RecoveryMode, SyncPolicy
 from .segindex import Layout, OpState, SegmentIndex
 from .seglog import SegmentedWalEngine
@@ -104,7 +104,9 @@ class FileAgreementWal(FileLog[WalState]):
     def append(self, entry: WalEntry, *, expected_sequence: int | None = None) -> int:
         """Append one entry durably; return its sequence. `EscalationOrderError`
         leaves the file byte-for-byte unchanged. See `append_batch`."""
-        return self.append_batch([entry], expected_sequence=expected_sequence)
+        decide, last = _appending([entry], expected_sequence, self.path)
+        self._log.write(decide)
+        return last[0]
 
     def append_batch(
         self, entries: Iterable[WalEntry], *, expected_sequence: int | None = None
@@ -171,23 +173,37 @@ class FileAgreementWal(FileLog[WalState]):
             raise ValueError(f"batch must be at least 1, got {batch}")
         out: list[WalEntry] = []
         for _first, entries in self._stream(after_tick, 0):
-            for entry in entries:
-                if after_tick is None or entry.tick > after_tick:
-                    out.append(entry)
-                    if len(out) == batch:
-                        yield out
-                        out = []
+            picked = entries if after_tick is None else [e for e in entries if e.tick > after_tick]
+            start = 0
+            while start < len(picked):  # whole slices: no Python step per entry
+                end = start + batch - len(out)
+                out.extend(picked[start:end])
+                start = end
+                if len(out) == batch:
+                    yield out
+                    out = []
         if out:
             yield out
 
     def load(self) -> AgreementWalArtifact:
         """The whole WAL (what is left after pruning), other writers' appends included."""
-        return AgreementWalArtifact(entries=[e for part in self.scan() for e in part])
+        return AgreementWalArtifact(entries=self._collect(None))
 
     def read_since(self, tick: int) -> list[WalEntry]:
         """Entries with ``entry.tick > tick``, in WAL order (segments with no
         such entry are not read)."""
-        return [e for part in self.scan(tick) for e in part]
+        return self._collect(tick)
+
+    def _collect(self, after_tick: int | None) -> list[WalEntry]:
+        """Every entry with a tick above `after_tick` (all for ``None``), in a list."""
+        found: list[WalEntry] = []
+        with gc_paused():  # a million entries that stay: no collection walks them
+            for _first, entries in self._stream(after_tick, 0):
+                if after_tick is None:
+                    found.extend(entries)
+                else:
+                    found.extend([e for e in entries if e.tick > after_tick])
+        return found
 
     def poll(self, after_sequence: int, limit: int) -> list[tuple[int, WalEntry]]:
         """Up to `limit` ``(sequence, entry)`` pairs after `after_sequence`, in
@@ -285,10 +301,14 @@ def _appending(
 ) -> tuple[Callable[[WalState], tuple[bytes, Any] | None], list[int]]:
     """The decision appending `batch`, validated against the state it meets
     (and its last sequence against `expected`), and the one-item list that
-    holds the new last sequence once it ran."""
+    holds the new last sequence once it ran. The payload is encoded here,
+    by the caller, outside the log's locks (it depends on the entries only):
+    under group commit, while a leader waits on the disk."""
     check_entries(batch)
-    check_sequence_arguments(expected_sequence=expected)
+    if expected is not None:
+        check_sequence_arguments(expected_sequence=expected)
     last = [0]
+    payload = WalState.encode_entries(batch) if batch else b""
 
     def decide(state: WalState) -> tuple[bytes, Any] | None:
         last[0] = state.last_sequence
@@ -298,6 +318,6 @@ def _appending(
             return None
         updates = state.index.check(batch)
         last[0] += len(batch)
-        return state.encode(batch), lambda: state.add(batch, updates)
+        return payload, lambda: state.add(batch, updates)
 
     return decide, last

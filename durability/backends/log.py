@@ -35,7 +35,7 @@ from ..framing import LogReader, RecordType, Tail, TailKind, encode_record
 from .group import GroupCommit, Ticket
 from .logread import Access, TailAction, read_records, tail_action
 from .logrepair import TailRepairs
-from .logstate import LogState, initial_bytes, interpret_base
+from .logstate import LogState, gc_paused, initial_bytes, interpret_base
 from .modes import RecoveryMode, SyncPolicy, TornTail, TornTailWarning
 
 __all__ = ["LogEngine", "LogState", "RecoveryMode", "SyncPolicy", "TornTail", "TornTailWarning"]
@@ -210,32 +210,47 @@ class LogEngine(TailRepairs, Generic[S]):
             Access.READ_ONLY if self.read_only else Access.WRITER if exclusive else Access.READER
         )
         reader = LogReader(self.path, origin=self._end, next_seq=self._next_seq)
-        tail: Tail | None = None
+        with gc_paused():  # millions of objects that stay: no collection walks them
+            tail = self._replay(reader, size, access)
+        self._scanned = size
+        if tail is not None:
+            self._on_tail(tail, access)
+
+    def _current(self, fd: int) -> bool:
+        """Under the exclusive lock: whether memory already holds the whole
+        file (nobody appended since: a writer's common case, one ``lseek``).
+        When not, `_catch_up` must run."""
+        size = self._fs.size(fd, self.path)
+        if size != self._end or not size or self._hidden_from is not None:
+            return False
+        self._scanned = size
+        return True
+
+    def _replay(self, reader: LogReader, size: int, access: Access) -> Tail | None:
+        """Apply the records `reader` finds before byte `size`; return the
+        tail met (``None``: clean up to `size`)."""
+        assert self._fd is not None
         base_pending = self._end == 0  # taken after the base checksum record verified
-        for record in read_records(self._fs, self._fd, self.path, reader, size):
+        replay, path = self.state.replay, self.path
+        for record in read_records(self._fs, self._fd, path, reader, size):
             if base_pending:
                 self._take_base(reader)
                 base_pending = False
             try:
-                self.state.replay(record, self.path)
+                replay(record, path)
             except DecodeError as exc:  # damage from this record on
                 if tail_action(TailKind.DAMAGE, self._recovery, access) is TailAction.FAIL_CLOSED:
                     raise
-                tail = Tail(
+                return Tail(
                     offset=record.offset,
                     dropped=size - record.offset,
                     kind=TailKind.DAMAGE,
                     reason=exc.reason,
                 )
-                break
             self._end, self._next_seq = record.end, record.seq + 1
-        else:
-            if base_pending:
-                self._take_base(reader)
-            tail = reader.tail
-        self._scanned = size
-        if tail is not None:
-            self._on_tail(tail, access)
+        if base_pending:
+            self._take_base(reader)
+        return reader.tail
 
     def _take_base(self, reader: LogReader) -> None:
         if reader.base is not None:
@@ -301,7 +316,8 @@ class LogEngine(TailRepairs, Generic[S]):
         fd = self._ready(writing=True)
         assert fd is not None
         with self._fs.locked(fd, self.path, exclusive=True):
-            self._catch_up(exclusive=True)
+            if not self._current(fd):
+                self._catch_up(exclusive=True)
             self._append(fd, tickets)
 
     def _append(self, fd: int, tickets: list[Ticket]) -> None:
@@ -309,17 +325,19 @@ class LogEngine(TailRepairs, Generic[S]):
         once (so the next ticket validates against it), but no reader can see
         memory or the file until the batch is durable; a failed write or sync
         truncates the batch away and rebuilds memory from the file."""
-        start = self._end
+        start, state = self._end, self.state
         seq = 1 if start == 0 else self._next_seq
-        chunks = [initial_bytes(self.state)] if start == 0 else []
+        chunks = [initial_bytes(state)] if start == 0 else []
         written: list[Ticket] = []
         for ticket in tickets:
             try:
-                pending = ticket.decide(self.state)
+                pending = ticket.decide(state)
                 if pending is not None:
                     payload, commit = pending
-                    kind, data = payload if isinstance(payload, tuple) else (None, payload)
-                    chunks.append(encode_record(kind or self.state.record_type, seq, data))
+                    if isinstance(payload, bytes):
+                        chunks.append(encode_record(state.record_type, seq, payload))
+                    else:
+                        chunks.append(encode_record(payload[0], seq, payload[1]))
                     commit()
                     written.append(ticket)
                     seq += 1

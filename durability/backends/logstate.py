@@ -5,7 +5,9 @@ records in, state out."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ..artifact import (
@@ -35,6 +37,7 @@ __all__ = [
     "LogState",
     "WalState",
     "decode_entries",
+    "gc_paused",
     "initial_bytes",
     "interpret_base",
 ]
@@ -77,6 +80,12 @@ class LogState(abc.ABC, Generic[T]):
 
     def encode(self, items: Sequence[T]) -> bytes:
         """The record payload holding `items`."""
+        return self.encode_entries(items)
+
+    @staticmethod
+    def encode_entries(items: Sequence[Any]) -> bytes:
+        """The record payload holding `items` (pure: needs no state, so a
+        writer encodes before it takes the log's locks)."""
         return dumps_values(items)
 
     def replay(self, record: Record, name: str) -> int:
@@ -114,6 +123,37 @@ def interpret_base(base: Any, name: str) -> Payload:
     """The payload of the decoded `base` of log `name` (`DecodeError`, or its
     subclass `SchemaVersionError`, naming the file when it is not a v1 artifact)."""
     return payload_from_envelope(base, path=name, offset=0)[1]
+
+
+#: Objects a `gc_paused` block must have built to be filed as old at once.
+_MANY_OBJECTS = 100_000
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the block, when it runs.
+
+    Replaying or loading builds millions of small objects that stay alive
+    (and hold no cycles: reference counting frees what is dropped); each
+    few hundred allocations would otherwise start a collection that walks
+    them again. Only the caller that found the collector enabled enables it
+    again, so pauses nest; a block must never yield to other code.
+
+    When the block built many objects, they are then filed with the oldest
+    generation (by ``gc.freeze``/``gc.unfreeze``, two list splices), so the
+    next young collection does not walk them all once more; not when the
+    program froze objects of its own (unfreezing would release them)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_count()[0] > _MANY_OBJECTS and not gc.get_freeze_count():
+            gc.freeze()
+            gc.unfreeze()
+        gc.enable()
 
 
 def initial_bytes(state: LogState[Any]) -> bytes:

@@ -82,20 +82,27 @@ class OpTable:
 
     def add(self, entries: Iterable[WalEntry]) -> None:
         """Account for `entries`, in WAL order."""
-        states = self.states
+        # one mutable row per operation (a segment holds thousands of entries):
+        # [escalation, proven, finalization, entries, first tick, last tick]
+        rows: dict[str, list[Any]] = {}
         for entry in entries:
-            tick = entry.tick
-            now = OpState(
-                entry.new_level if isinstance(entry, Escalation) else None,
-                proven_level(entry),
-                entry.outcome if isinstance(entry, Finalization) else None,
-                1,
-                tick,
-                tick,
-            )
-            op = entry.operation_id
-            before = states.get(op)
-            states[op] = now if before is None else before.then(now)
+            tick, level = entry.tick, proven_level(entry)
+            row = rows.get(entry.operation_id)
+            if row is None:
+                row = rows[entry.operation_id] = [None, level, None, 1, tick, tick]
+            else:
+                row[3] += 1
+                if level._rank > row[1]._rank:
+                    row[1] = level
+                if tick < row[4]:
+                    row[4] = tick
+                elif tick > row[5]:
+                    row[5] = tick
+            if isinstance(entry, Escalation):
+                row[0] = entry.new_level
+            elif isinstance(entry, Finalization):
+                row[2] = entry.outcome
+        self.then({op: OpState(*row) for op, row in rows.items()})
 
     def then(self, later: Mapping[str, OpState]) -> None:
         """Merge `later` (states of entries after these) into this table."""

@@ -115,7 +115,8 @@ class SegmentedWalEngine(LogEngine[WalState]):
             fd = self._ready(writing=True)
             assert fd is not None
             with self._fs.locked(fd, self.path, exclusive=True):
-                self._catch_up(exclusive=True)
+                if self.state.seal is not None or not self._current(fd):  # sealed: catch up
+                    self._catch_up(exclusive=True)
                 appended = not self._moved
                 if appended:
                     self._append(fd, tickets)

@@ -28,7 +28,7 @@ from ..fileio import FileSystem
 from ..framing import LogReader, Record, RecordType, encode_record
 from ..limits import MAX_ARTIFACT_BYTES
 from .logread import READ_CHUNK_BYTES, read_records
-from .logstate import WalState, decode_entries, initial_bytes, interpret_base
+from .logstate import WalState, decode_entries, gc_paused, initial_bytes, interpret_base
 from .segindex import Layout, OpTable, SegmentIndex, decode_index, encode_index
 
 __all__ = [
@@ -166,7 +166,8 @@ def read_sealed(
                 )
             sealed = True
         elif record.type is RecordType.WAL_ENTRIES:
-            entries = decode_entries(record, name)
+            with gc_paused():  # not across the yield: the caller's code runs there
+                entries = decode_entries(record, name)
         yield record, entries
     if reader.tail is not None:
         raise reader.tail.error(name)

@@ -5,6 +5,7 @@ once would, and handle a tail per the tail policy table."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import warnings
 from pathlib import Path
@@ -270,3 +271,76 @@ def test_inspect_summarises_each_operation_from_the_wal_index(tmp_path: Path) ->
     cache = tmp_path / "cache.log"
     FileEvidenceOutcomeCache(cache).put(binding("e"))
     assert inspect_log(cache).operations == ()
+
+
+# -- the cyclic garbage collector ----------------------------------------------------
+
+
+class GcRecordingFS(FileSystem):
+    """Notes whether the cyclic collector ran while each chunk of a log
+    file (not of a segment index) was read."""
+
+    def __init__(self) -> None:
+        self.collecting: list[bool] = []
+
+    def read_at(self, fd: int, offset: int, length: int, path: str) -> bytes:
+        if path.endswith(".log"):
+            self.collecting.append(gc.isenabled())
+        return super().read_at(fd, offset, length, path)
+
+
+def test_replay_and_load_pause_the_collector_and_restore_it(tmp_path: Path) -> None:
+    path = sample_wal(tmp_path / "wal.log")
+    with FileAgreementWal(path, segment_bytes=300) as wal:  # some sealed segments
+        wal.append(esc("late", L.NONE, L.SOFT_SAFE, 100))
+    fs = GcRecordingFS()
+    assert gc.isenabled()
+    with FileAgreementWal(path, read_only=True, fs=fs) as wal:
+        assert fs.collecting and not any(fs.collecting)  # replaying the active segment
+        assert gc.isenabled()
+        fs.collecting.clear()
+        assert len(wal.load().entries) == 41
+        assert fs.collecting and not any(fs.collecting)  # streaming the sealed ones
+        assert gc.isenabled()
+        assert sum(len(part) for part in wal.scan()) == 41  # a generator: no pause across yields
+        assert gc.isenabled()
+        gc.disable()
+        try:  # a collector the caller disabled stays disabled
+            assert len(wal.read_since(0)) == 39  # the two entries at tick 0 are not after it
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+
+def test_a_program_s_frozen_objects_stay_frozen_through_a_load(tmp_path: Path) -> None:
+    path = sample_wal(tmp_path / "wal.log")
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        with FileAgreementWal(path, read_only=True) as wal:
+            assert len(wal.load().entries) == 40
+        assert gc.get_freeze_count() == frozen and gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
+def test_a_big_load_leaves_nothing_frozen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from durability.backends import logstate
+
+    monkeypatch.setattr(logstate, "_MANY_OBJECTS", 0)  # every block counts as big
+    path = sample_wal(tmp_path / "wal.log")
+    with FileAgreementWal(path, read_only=True) as wal:
+        entries = wal.load().entries
+    assert len(entries) == 40 and gc.get_freeze_count() == 0 and gc.isenabled()
+    assert gc.is_tracked(entries[0])  # still collectable: filed as old, not frozen
+
+
+def test_a_failed_replay_restores_the_collector(tmp_path: Path) -> None:
+    path = sample_wal(tmp_path / "wal.log")
+    offsets = record_offsets(path)
+    with path.open("r+b") as f:  # damage a record in the middle
+        f.seek(offsets[5] + HEADER_SIZE)
+        f.write(b"\xff\xff")
+    with pytest.raises(DecodeError):
+        FileAgreementWal(path)
+    assert gc.isenabled()

@@ -87,6 +87,13 @@ def test_rollovers_seal_segments_and_everything_reads_back(tmp_path: Path) -> No
     assert [s for s, _e in wal.poll(11, 5)] == [12, 13, 14, 15, 16]
     assert wal.poll(11, 5) == list(zip(range(12, 17), entries[11:16], strict=True))
     assert [len(b) for b in wal.scan(batch=4)][:2] == [4, 4]
+    for after in (None, 0, 7, 29, 30):
+        wanted = [e for e in entries if after is None or e.tick > after]
+        for size in (1, 3, 4, 7, 64):  # full batches but the last, across records and segments
+            batches = list(wal.scan(after, batch=size))
+            assert [e for b in batches for e in b] == wanted
+            assert all(len(b) == size for b in batches[:-1])
+            assert not batches or 0 < len(batches[-1]) <= size
     again = FileAgreementWal(path, segment_bytes=TINY)
     assert again.load() == wal.load()
     assert again.last_sequence == 30
