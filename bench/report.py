@@ -186,7 +186,12 @@ def write_markdown(
     lines += [
         f"**Targets: {met} met, {missed} missed"
         + (f", {other} not measured" if other else "")
-        + f" (of {len(targets)}).**",
+        + f" (of {len(targets)}).**"
+        + (
+            " Where the time goes in each missed target, from profiles: [MISSES.md](MISSES.md)."
+            if missed
+            else ""
+        ),
         "",
     ]
     skipped = [r for r in rows if r.status in ("skipped", "error")]
