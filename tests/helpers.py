@@ -1,8 +1,13 @@
-"""Small builders shared by the tests: one line per WAL entry or cache entry."""
+"""Small builders shared by the tests: one line per WAL entry or cache entry,
+and the README's sections and examples."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import re
+from pathlib import Path
 
 from durability import (
     AgreementEvidence,
@@ -20,6 +25,28 @@ from durability import (
 )
 
 L = AgreementLevel
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_section(heading: str) -> str:
+    """The README from the line `heading` to the next ``## `` heading (or its end)."""
+    text = README.read_text()
+    start = text.index(heading + "\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def run_readme_example(section: str) -> tuple[str, str]:
+    """Run the first ``python`` block of `section` in the current directory:
+    ``(what it printed, the first text block the README shows)``."""
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    shown = re.search(r"```text\n(.*?)```", section, re.S)
+    assert code is not None and shown is not None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code.group(1), "README.md", "exec"), {})
+    return out.getvalue(), shown.group(1)
 
 
 def esc(

@@ -17,10 +17,12 @@ from types import ModuleType
 import pytest
 
 from durability.testing import Unsynced
+from tests.helpers import readme_section
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "crash_test_broken_handler.py"
 README = ROOT / "README.md"
+HEADING = "## Crash-testing your own handlers"
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +32,6 @@ def example() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def section() -> str:
-    text = README.read_text()
-    start = text.index("## Crash-testing your own handlers\n")
-    return text[start : text.index("\n## ", start + 1)]
 
 
 def test_the_broken_checkout_is_caught_between_charge_and_record(example: ModuleType) -> None:
@@ -57,8 +53,8 @@ def test_with_the_power_cut_the_unsynced_record_is_lost_too(example: ModuleType)
 
 
 def test_the_script_prints_what_the_readme_shows() -> None:
-    commands = re.search(r"```sh\n(.*?)```", section(), re.S)
-    shown = re.search(r"```text\n(.*?)```", section(), re.S)
+    commands = re.search(r"```sh\n(.*?)```", readme_section(HEADING), re.S)
+    shown = re.search(r"```text\n(.*?)```", readme_section(HEADING), re.S)
     assert commands is not None and shown is not None
     assert commands.group(1) == ".venv/bin/python examples/crash_test_broken_handler.py\n"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's package, as installed by CI
@@ -72,7 +68,7 @@ def test_the_script_prints_what_the_readme_shows() -> None:
 
 def test_the_readme_quotes_the_example_verbatim() -> None:
     source = EXAMPLE.read_text()
-    blocks = re.findall(r"```python\n(.*?)```", section(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", readme_section(HEADING), re.S)
     assert len(blocks) == 2
     for block in blocks:
         assert block in source

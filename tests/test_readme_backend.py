@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from tests.helpers import readme_section
+
+HEADING = "## Testing your own backend"
 
 PERSISTENCE_CASES = [
     "test_reopened_handles_validate_against_what_is_stored",
@@ -22,17 +24,10 @@ PERSISTENCE_CASES = [
 ]
 
 
-def section() -> str:
-    text = README.read_text()
-    start = text.index("## Testing your own backend\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else len(text)]
-
-
 def example_files() -> dict[str, str]:
     """The section's python blocks, by the file name their first line gives."""
     files = {}
-    for block in re.findall(r"```python\n(.*?)```", section(), re.S):
+    for block in re.findall(r"```python\n(.*?)```", readme_section(HEADING), re.S):
         name = re.fullmatch(r"# (\w+\.py)", block.splitlines()[0])
         assert name is not None, f"a python block does not start with '# file.py': {block[:40]!r}"
         files[name.group(1)] = block
@@ -74,7 +69,7 @@ def test_the_readme_backend_passes_the_contract(output: str) -> None:
 
 
 def test_the_skips_are_the_ones_the_readme_quotes(output: str) -> None:
-    quoted = " ".join(section().split())
+    quoted = " ".join(readme_section(HEADING).split())
     skips = re.findall(
         r"SKIPPED \[1\] \S+ (test_\w+: [^\]]*?\(optional; this case needs it\))", output
     )
@@ -92,6 +87,6 @@ def test_without_reopen_the_persistence_cases_skip_by_name(
     assert "reopen" not in without.split("class ", 1)[1]
     out = run_pytest(tmp_path, {**files, "test_my_wal.py": without})
     message = "reopen() not implemented by TestSnapshotWal: "
-    assert f"`{message}...`" in " ".join(section().split())
+    assert f"`{message}...`" in " ".join(readme_section(HEADING).split())
     for case in PERSISTENCE_CASES:
         assert f"{case}: {message}persistence cases need a second handle" in out

@@ -5,8 +5,6 @@ excerpt of the demo is what the demo prints; the section sits right before
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import sqlite3
 import subprocess
@@ -15,26 +13,17 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from tests.helpers import README, readme_section, run_readme_example
 
-
-def section() -> str:
-    text = README.read_text()
-    start = text.index("## Exactly-once effects\n")
-    return text[start : text.index("\n## ", start + 1)]
+HEADING = "## Exactly-once effects"
 
 
 def test_the_effects_example_prints_what_the_readme_shows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code = re.search(r"```python\n(.*?)```", section(), re.S)
-    shown = re.search(r"```text\n(.*?)```", section(), re.S)
-    assert code is not None and shown is not None
     monkeypatch.chdir(tmp_path)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code.group(1), "README.md", "exec"), {})
-    assert out.getvalue() == shown.group(1)
+    printed, shown = run_readme_example(readme_section(HEADING))
+    assert printed == shown
     with sqlite3.connect(tmp_path / "shop.db") as db:  # each order paid exactly once
         rows = db.execute("SELECT key, amount FROM payments ORDER BY key").fetchall()
     assert rows == [("order#1/pay", 30), ("order#2/pay", 30)]
@@ -48,7 +37,7 @@ def test_the_section_sits_right_before_the_command_line() -> None:
 def test_the_demo_excerpt_is_what_the_demo_prints(tmp_path: Path) -> None:
     """The README's excerpt of `durability demo /tmp/demo`: each line it shows
     (``...`` stands for lines cut) comes out of a real run, in that order."""
-    shown = re.search(r"```console\n(.*?)```", section(), re.S)
+    shown = re.search(r"```console\n(.*?)```", readme_section(HEADING), re.S)
     assert shown is not None
     directory = tmp_path / "demo"
     result = subprocess.run(

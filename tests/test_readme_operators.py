@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from tests.helpers import README
+
 ROOT = README.parent
 SECTIONS = ("### Why a decision: `plan --explain`", "### Repairing a log: `repair`")
 STAMP = re.compile(r"\.damaged-\d{8}T\d{6}Z")

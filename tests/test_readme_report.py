@@ -7,16 +7,12 @@ import re
 import subprocess
 from pathlib import Path
 
+from tests.helpers import readme_section
 from tests.test_cli import SCRIPT
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-
-
-def section() -> str:
-    text = README.read_text()
-    start = text.index("### The report page\n")
-    return text[start : text.index("\n## ", start)]
+HEADING = "### The report page"
 
 
 def test_the_section_is_under_the_command_line() -> None:
@@ -30,14 +26,14 @@ def test_the_section_is_under_the_command_line() -> None:
 
 
 def test_the_readme_shows_the_screenshot() -> None:
-    images = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", section())
+    images = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", readme_section(HEADING))
     assert images == ["docs/report.png"]
     data = (ROOT / images[0]).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 30_000
 
 
 def test_the_commands_run_as_shown(tmp_path: Path) -> None:
-    block = re.search(r"```sh\n(.*?)```", section(), re.S)
+    block = re.search(r"```sh\n(.*?)```", readme_section(HEADING), re.S)
     assert block is not None
     commands = block.group(1).strip().splitlines()
     assert commands == ["durability demo state", "durability report state -o report.html"]

@@ -3,33 +3,22 @@ directory and it prints exactly what the README shows beside it."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from tests.helpers import README, readme_section, run_readme_example
 
-
-def section() -> str:
-    text = README.read_text()
-    start = text.index("## SQL backends\n")
-    return text[start : text.index("\n## ", start + 1)]
+HEADING = "## SQL backends"
 
 
 def test_the_sql_example_prints_what_the_readme_shows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code = re.search(r"```python\n(.*?)```", section(), re.S)
-    shown = re.search(r"```text\n(.*?)```", section(), re.S)
-    assert code is not None and shown is not None
     monkeypatch.chdir(tmp_path)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code.group(1), "README.md", "exec"), {})
-    assert out.getvalue() == shown.group(1)
+    printed, shown = run_readme_example(readme_section(HEADING))
+    assert printed == shown
     assert (tmp_path / "state.db").exists()
 
 
