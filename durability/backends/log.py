@@ -216,16 +216,6 @@ class LogEngine(TailRepairs, Generic[S]):
         if tail is not None:
             self._on_tail(tail, access)
 
-    def _current(self, fd: int) -> bool:
-        """Under the exclusive lock: whether memory already holds the whole
-        file (nobody appended since: a writer's common case, one ``lseek``).
-        When not, `_catch_up` must run."""
-        size = self._fs.size(fd, self.path)
-        if size != self._end or not size or self._hidden_from is not None:
-            return False
-        self._scanned = size
-        return True
-
     def _replay(self, reader: LogReader, size: int, access: Access) -> Tail | None:
         """Apply the records `reader` finds before byte `size`; return the
         tail met (``None``: clean up to `size`)."""
@@ -316,8 +306,7 @@ class LogEngine(TailRepairs, Generic[S]):
         fd = self._ready(writing=True)
         assert fd is not None
         with self._fs.locked(fd, self.path, exclusive=True):
-            if not self._current(fd):
-                self._catch_up(exclusive=True)
+            self._catch_up(exclusive=True)  # one lseek when nobody appended since
             self._append(fd, tickets)
 
     def _append(self, fd: int, tickets: list[Ticket]) -> None:

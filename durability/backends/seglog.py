@@ -115,8 +115,7 @@ class SegmentedWalEngine(LogEngine[WalState]):
             fd = self._ready(writing=True)
             assert fd is not None
             with self._fs.locked(fd, self.path, exclusive=True):
-                if self.state.seal is not None or not self._current(fd):  # sealed: catch up
-                    self._catch_up(exclusive=True)
+                self._catch_up(exclusive=True)
                 appended = not self._moved
                 if appended:
                     self._append(fd, tickets)
