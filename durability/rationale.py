@@ -26,8 +26,8 @@ from .planner import DurableRecoveryPlan
 __all__ = ["Explainer", "rule_explainer"]
 
 #: Where a report's "why" comes from: given the plan, a function from an
-#: operation id to the lines explaining its action. `rule_explainer` is the
-#: default; ``lambda plan: plan.explain`` has the same shape.
+#: operation id to the lines explaining its action; `rule_explainer` (built
+#: on `DurableRecoveryPlan.explain`) is the default.
 Explainer = Callable[[DurableRecoveryPlan], Callable[[str], Sequence[str]]]
 
 
