@@ -24,7 +24,6 @@ from .console import FAILED, OK, USAGE, CommandError, emit, progress_of, say, wr
 from .errors import DecodeError, DurabilityError
 from .explanation import DecisionExplanation
 from .fileio import DEFAULT_FS
-from .locate import locator_for
 from .persisted import MAX_ARTIFACT_BYTES
 from .planner import DurableRecoveryPlan
 from .reading import (
@@ -35,8 +34,13 @@ from .reading import (
     same_file,
     wal_for_reading,
 )
-from .store import Checkpoint, StateDirectory, decode_checkpoint, looks_like_checkpoint
-from .suffixplan import plan_from_parts
+from .store import (
+    Checkpoint,
+    StateDirectory,
+    decode_checkpoint,
+    looks_like_checkpoint,
+    plan_wal,
+)
 from .urls import parse_storage_url
 from .verify import verify_report
 
@@ -157,20 +161,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.dir is None:
         assert wal is not None and cache is not None
         with wal, cache:
-            if isinstance(wal, FileAgreementWal):  # with its pruned history's states
-                parts = wal.parts(None)
-                plan = plan_from_parts(
-                    None, None, parts, cache.load(), strict=strict, entry_locator=locator_for(wal)
-                )
-            else:
-                plan = DurableRecoveryPlan.from_checkpoint(
-                    None,
-                    None,
-                    wal.load(),
-                    cache.load(),
-                    strict=strict,
-                    entry_locator=locator_for(wal),
-                )
+            plan = plan_wal(wal, None, None, cache.load(), strict=strict)
             explained = _explain(plan, args.operation) if args.explain else []
             repairs = {
                 log.path: log.torn_tail

@@ -31,7 +31,7 @@ from typing import Any, cast
 
 import attrs
 
-from .artifact import DurableRecoveryMetadata
+from .artifact import DurableRecoveryMetadata, EvidenceOutcomeCacheArtifact
 from .backends.file import (
     FileAgreementWal,
     FileEvidenceOutcomeCache,
@@ -57,6 +57,7 @@ __all__ = [
     "decode_checkpoint",
     "encode_checkpoint",
     "looks_like_checkpoint",
+    "plan_wal",
 ]
 
 WAL_FILE = "wal.log"
@@ -319,29 +320,9 @@ class StateDirectory:
         strict: bool,
         in_doubt: Iterable[EffectIntent] = (),  # effects that may or may not have happened
     ) -> DurableRecoveryPlan:
-        """The plan from a checkpoint at `tick`; a segmented file WAL is read
-        from the checkpoint on (`plan_from_parts`), any other WAL whole."""
+        """The plan from a checkpoint at `tick` (see `plan_wal`)."""
         cache = self.cache.load()
-        if isinstance(self.wal, FileAgreementWal):
-            parts = self.wal.parts(tick)
-            return plan_from_parts(
-                tick,
-                state,
-                parts,
-                cache,
-                strict=strict,
-                in_doubt=in_doubt,
-                entry_locator=locator_for(self.wal),
-            )
-        return DurableRecoveryPlan.from_checkpoint(
-            tick,
-            state,
-            self.wal.load(),
-            cache,
-            strict=strict,
-            in_doubt=in_doubt,
-            entry_locator=locator_for(self.wal),
-        )
+        return plan_wal(self.wal, tick, state, cache, strict=strict, in_doubt=in_doubt)
 
     def compact(self) -> int:
         """Remove what the latest checkpoint made unnecessary from the WAL
@@ -373,3 +354,27 @@ class StateDirectory:
             AgreementWalHandler(inner, self.wal, mode), self.cache, resolver
         )
         return cast(EvidencePersistenceHandler, handler)
+
+
+def plan_wal(
+    wal: AnyWal,
+    tick: int | None,
+    state: Any,
+    cache: EvidenceOutcomeCacheArtifact,
+    *,
+    strict: bool = True,
+    in_doubt: Iterable[EffectIntent] = (),
+) -> DurableRecoveryPlan:
+    """`DurableRecoveryPlan.from_checkpoint` over an open WAL backend, its
+    entries locatable by `explain`: a segmented file WAL is read from the
+    checkpoint on (`plan_from_parts`, earlier segments by their indexes), any
+    other WAL whole."""
+    locator = locator_for(wal)
+    if isinstance(wal, FileAgreementWal):
+        parts = wal.parts(tick)
+        return plan_from_parts(
+            tick, state, parts, cache, strict=strict, in_doubt=in_doubt, entry_locator=locator
+        )
+    return DurableRecoveryPlan.from_checkpoint(
+        tick, state, wal.load(), cache, strict=strict, in_doubt=in_doubt, entry_locator=locator
+    )
